@@ -1,0 +1,43 @@
+# freezer-ui developer entry points.  `make demo` and `make test` are the README's two commands.
+# Both are self-contained on a fresh Debian 12 machine: they install what they need (apt + pip).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
+
+.PHONY: demo test lint unit browser bench venv system-deps clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(PIP) install -q -e '.[test,demo]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c 'import horizon, keystone, freezer_ui, selenium, pytest_django'
+	touch $@
+
+venv: $(STAMP)
+
+# Debian packages the tests and demo drive for real.
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! command -v mkfs.btrfs >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver btrfs-progs >/dev/null; \
+	fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check freezer_ui tests enabled bench demo
+
+test: system-deps venv lint
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+demo: venv
+	$(PY) -m demo.run
+
+bench: venv
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .state
