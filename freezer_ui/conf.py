@@ -1,0 +1,51 @@
+"""Operator settings of freezer-ui with their defaults (docs/architecture.md section 2).
+
+Read through these functions, never through ``settings.FREEZER_UI_*`` directly, so each default
+is written down once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "FREEZER_UI_API_MODE": "embedded",
+    "FREEZER_UI_API_URL": None,
+    "FREEZER_UI_API_INSECURE": False,
+    "FREEZER_UI_API_CACERT": None,
+    "FREEZER_UI_STATE_DIR": "/var/lib/freezer-ui",
+    "FREEZER_UI_DATABASE": "freezer_ui",
+    "FREEZER_UI_ALLOWED_ROOTS": ["/"],
+}
+API_MODES = ("embedded", "remote")
+
+
+def get(name: str) -> Any:
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def database_alias() -> str:
+    return get("FREEZER_UI_DATABASE")
+
+
+def embedded_database(state_dir: str | None = None) -> dict[str, Any]:
+    """The ``DATABASES`` entry for the embedded store: a sqlite file under ``state_dir``.
+
+    Usage in local settings::
+
+        DATABASES["freezer_ui"] = embedded_database("/var/lib/freezer-ui")
+        DATABASE_ROUTERS = ["freezer_ui.db_router.FreezerUIRouter"]
+
+    For PostgreSQL, configure the ``freezer_ui`` alias as any Django database instead.
+    """
+    state_dir = state_dir or DEFAULTS["FREEZER_UI_STATE_DIR"]
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(state_dir, "freezer_ui.sqlite3"),
+        # Web workers and the agent write concurrently: wait for the lock rather than fail at
+        # once with "database is locked".
+        "OPTIONS": {"timeout": 30},
+    }
