@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""Generate the legacy-restore fixtures with the REAL upstream ``freezer-agent``.
+
+Nothing here imitates Freezer's format: the script installs ``freezer==19.0.0`` from PyPI into a
+private venv, starts a loopback stub Keystone (the agent insists on one, see NOTES-legacy.md),
+builds small deterministic source trees, mutates them between runs, and lets the agent write its
+backups to ``--storage local --container DIR``. After each run it records the source tree as the
+expected restore result (path → type/mode/sha256/link target), keyed by the backup's timestamp.
+
+    python tools/make_legacy_fixtures.py                  # writes tests/legacy/fixtures/
+    python tools/make_legacy_fixtures.py --work /tmp/lw   # venv + scratch dirs (default bench/work/legacy)
+
+Each scenario becomes ``fixtures/<scenario>/`` (a Freezer container: ``data/`` + ``metadata/``)
+and ``fixtures/<scenario>.expected.json``. Re-running regenerates everything (timestamps differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def _fake_keystone():  # noqa: ANN202 - returns the class, typed in its module
+    """Reuse the benchmark's stub Keystone when it exists, else ours (same interface)."""
+    try:
+        from bench.fake_keystone import FakeKeystone  # type: ignore[import-not-found]
+
+        return FakeKeystone
+    except ImportError:
+        sys.path.insert(0, str(REPO / "tools"))
+        from fake_keystone import FakeKeystone
+
+        return FakeKeystone
+
+
+FREEZER_VERSION = "19.0.0"
+HOST = "legacyhost"
+PASSPHRASE = "correct horse battery staple\n"
+
+
+# ---------------------------------------------------------------------------- source trees
+
+
+def blob(seed: str, size: int) -> bytes:
+    """Deterministic incompressible-ish bytes (sha256 counter mode), so trees are reproducible."""
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{i}".encode()).digest()
+        i += 1
+    return bytes(out[:size])
+
+
+def text(seed: str, lines: int) -> bytes:
+    return "".join(f"{seed} line {i}\n" for i in range(lines)).encode()
+
+
+def write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    path.write_bytes(data)
+    path.chmod(mode)
+
+
+def base_tree(root: Path) -> None:
+    """A tree that exercises every member type the tar engine stores."""
+    root.mkdir(parents=True)
+    write(root / "readme.txt", text("readme", 50))
+    write(root / "bin" / "run.sh", b"#!/bin/sh\necho legacy\n", 0o755)
+    write(root / "data" / "random.bin", blob("random", 20_000))
+    write(root / "data" / "zero.bin", bytes(30_000))
+    write(root / "data" / "empty.txt", b"")
+    write(root / "secret" / "key.pem", text("key", 5), 0o600)
+    (root / "secret").chmod(0o700)
+    write(root / "docs" / "a.txt", text("a", 20))
+    write(root / "docs" / "b.txt", text("b", 20))
+    write(root / "docs" / "sub" / "c.txt", text("c", 20))
+    write(root / "with space é.txt", text("unicode", 3))
+    long_dir = root / ("long_directory_name_" * 4) / ("nested_long_name_" * 4)
+    write(long_dir / ("a_file_with_a_long_name_" * 3 + ".txt"), text("long", 4))
+    (root / "emptydir").mkdir()
+    os.symlink("readme.txt", root / "link-to-readme")
+    os.symlink("docs/sub", root / "link-to-dir")
+    os.symlink("../" * 3 + "x/" * 60 + "long-target", root / "link-long-target")
+    os.symlink("does-not-exist", root / "dangling")
+    os.link(root / "readme.txt", root / "hardlink-to-readme")
+
+
+def snapshot(root: Path) -> dict[str, dict[str, object]]:
+    """Expected restore result: every entry under root (root itself excluded)."""
+    out: dict[str, dict[str, object]] = {}
+    if root.is_file():  # a single-file backup restores the file alone
+        st = root.lstat()
+        return {root.name: _entry(root, st)}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            out[str(p.relative_to(root))] = _entry(p, p.lstat())
+    return dict(sorted(out.items()))
+
+
+def _entry(p: Path, st: os.stat_result) -> dict[str, object]:
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        return {"type": "symlink", "target": os.readlink(p)}
+    if stat.S_ISDIR(st.st_mode):
+        return {"type": "dir", "mode": mode}
+    return {
+        "type": "file",
+        "mode": mode,
+        "size": st.st_size,
+        "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+        "mtime": int(st.st_mtime),
+    }
+
+
+# ---------------------------------------------------------------------------- mutations
+
+
+def m_modify_delete_add(root: Path) -> None:
+    write(root / "readme.txt", text("readme v2", 60))  # hard link partner keeps old inode? no:
+    # write() unlinks first, so the hard link now points at the old content: both must restore.
+    (root / "docs" / "b.txt").unlink()
+    write(root / "docs" / "new.txt", text("new", 10))
+    write(root / "data" / "random.bin", blob("random v2", 20_000))
+    (root / "emptydir" / "now-not-empty").write_bytes(b"x\n")
+
+
+def m_renames(root: Path) -> None:
+    (root / "docs" / "a.txt").rename(root / "docs" / "a-renamed.txt")
+    (root / "docs").rename(root / "documents")  # directory rename: GNU tar writes R/T codes
+    (root / "link-to-dir").unlink()
+    os.symlink("documents/sub", root / "link-to-dir")
+    (root / "link-to-readme").unlink()  # symlink → regular file at the same name
+    write(root / "link-to-readme", text("now a file", 2))
+    (root / "bin" / "run.sh").chmod(0o700)  # mode-only change (ctime moves)
+
+
+def m_type_swaps_and_deletes(root: Path) -> None:
+    shutil.rmtree(root / "secret")  # whole directory deleted
+    write(root / "secret", text("secret is a file now", 1), 0o640)  # dir → file
+    (root / "data" / "zero.bin").unlink()
+    (root / "data" / "zero.bin").mkdir()  # file → dir
+    write(root / "data" / "zero.bin" / "inner.txt", text("inner", 3))
+    os.link(root / "documents" / "new.txt", root / "documents" / "new-hardlink.txt")
+
+
+def m_small_change(tag: str) -> Callable[[Path], None]:
+    def f(root: Path) -> None:
+        write(root / "changes" / f"{tag}.txt", text(tag, 5))
+        write(root / "readme.txt", text(f"readme {tag}", 10))
+
+    return f
+
+
+def m_remove_file(name: str) -> Callable[[Path], None]:
+    def f(root: Path) -> None:
+        (root / name).unlink()
+
+    return f
+
+
+def m_single_file_change(root: Path) -> None:
+    write(root, text("single file v2", 100))
+
+
+# ---------------------------------------------------------------------------- agent runner
+
+
+class Agent:
+    def __init__(self, work: Path, env: dict[str, str]) -> None:
+        self.work = work
+        self.env = env
+        self.bin = work / "venv" / "bin" / "freezer-agent"
+        self.last_ts = 0
+
+    def backup(self, container: Path, source: Path, name: str, extra: list[str], env=None) -> None:
+        # Freezer names generations by integer seconds: never let two runs share a second.
+        while int(time.time()) <= self.last_ts:
+            time.sleep(0.2)
+        cmd = [
+            str(self.bin),
+            "--action", "backup", "--mode", "fs", "--engine", "tar",
+            "--storage", "local", "--container", str(container),
+            "--path-to-backup", str(source), "--backup-name", name, "--hostname", HOST,
+            "--log-file", str(self.work / "agent.log"),
+            *extra,
+        ]  # fmt: skip
+        r = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"freezer-agent failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-3000:]}")
+        self.last_ts = newest_ts(container)
+
+
+def newest_ts(container: Path) -> int:
+    tss = [int(p.name.split("_")[1]) for p in container.glob("metadata/*/*/*/*")]
+    return max(tss, default=0)
+
+
+def ensure_venv(work: Path) -> None:
+    venv = work / "venv"
+    if (venv / "bin" / "freezer-agent").exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", f"freezer=={FREEZER_VERSION}"], check=True
+    )
+
+
+def md5_openssl_wrapper(work: Path) -> Path:
+    """A directory holding an ``openssl`` that forces ``-md md5``: what pre-1.1.0 hosts did.
+
+    The agent finds openssl on PATH (``distutils.spawn.find_executable('openssl')``) and runs
+    ``openssl enc -aes-256-cfb -pass file:F`` (``-d`` to restore). OpenSSL < 1.1.0 derived the key
+    with EVP_BytesToKey(MD5); appending ``-md md5`` makes today's openssl do exactly that.
+    """
+    d = work / "openssl-md5"
+    d.mkdir(parents=True, exist_ok=True)
+    real = shutil.which("openssl")
+    w = d / "openssl"
+    w.write_text(f'#!/bin/sh\nexec {real} "$@" -md md5\n')
+    w.chmod(0o755)
+    return d
+
+
+# ---------------------------------------------------------------------------- scenarios
+
+
+def run_scenario(
+    agent: Agent,
+    out: Path,
+    scenario: str,
+    name: str,
+    source: Path,
+    steps: list[tuple[Callable[[Path], None] | None, list[str]]],
+    *,
+    make: Callable[[Path], None] = base_tree,
+    env: dict[str, str] | None = None,
+    notes: str = "",
+    passphrase: bool = False,
+) -> None:
+    container = out / scenario
+    shutil.rmtree(container, ignore_errors=True)
+    if source.exists() or source.is_symlink():
+        shutil.rmtree(source) if source.is_dir() else source.unlink()
+    make(source)
+    gens = []
+    for mutate, flags in steps:
+        if mutate is not None:
+            mutate(source)
+        agent.backup(container, source, name, flags, env)
+        ts = agent.last_ts
+        level = next(int(p.name.split("_")[0]) for p in container.glob(f"metadata/*/*/*/*_{ts}"))
+        gens.append({"timestamp": ts, "level": level, "flags": flags, "tree": snapshot(source)})
+        print(f"  {scenario}: level {level} at {ts}", flush=True)
+    doc = {
+        "freezer_version": FREEZER_VERSION,
+        "backup": f"{HOST}_{name}",
+        "hostname": HOST,
+        "backup_name": name,
+        "passphrase_file": f"{scenario}.pass" if passphrase else None,
+        "notes": notes,
+        "generations": gens,
+    }
+    (out / f"{scenario}.expected.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "legacy")
+    ap.add_argument("--out", type=Path, default=REPO / "tests" / "legacy" / "fixtures")
+    ap.add_argument("--only", nargs="*", help="scenario names to (re)generate")
+    args = ap.parse_args()
+    work: Path = args.work.resolve()
+    out: Path = args.out.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    ensure_venv(work)
+    pass_file = work / "passphrase"
+    pass_file.write_text(PASSPHRASE)
+    src = work / "src"
+    src.mkdir(exist_ok=True)
+
+    FakeKeystone = _fake_keystone()
+    with FakeKeystone() as ks:
+        env = dict(os.environ, **ks.env())
+        env["PATH"] = f"{work / 'venv' / 'bin'}:{env['PATH']}"
+        md5_env = dict(env, PATH=f"{md5_openssl_wrapper(work)}:{env['PATH']}")
+        agent = Agent(work, env)
+        inc = ["--incremental"]
+
+        def want(s: str) -> bool:
+            return not args.only or s in args.only
+
+        if want("tar-gzip-maxlevel"):
+            ml = [*inc, "--max-level", "3", "--compression", "gzip"]
+            run_scenario(
+                agent, out, "tar-gzip-maxlevel", "fs", src / "maxlevel",
+                [
+                    (None, ml),
+                    (m_modify_delete_add, ml),
+                    (m_renames, ml),
+                    (m_type_swaps_and_deletes, ml),
+                    (m_small_change("chain2-l0"), ml),  # max level reached: a second chain
+                    (m_small_change("chain2-l1"), ml),
+                ],
+                notes="levels 0-3 then a second chain (0, 1) under the same name",
+            )  # fmt: skip
+        for comp in ("bzip2", "xz"):
+            sc = f"tar-{comp}"
+            if want(sc):
+                fl = [*inc, "--max-level", "2", "--compression", comp]
+                run_scenario(
+                    agent, out, sc, "fs", src / comp,
+                    [(None, fl), (m_modify_delete_add, fl), (m_renames, fl)],
+                )  # fmt: skip
+        if want("tar-gzip-always"):
+            al = [*inc, "--always-level", "2", "--compression", "gzip"]
+            run_scenario(
+                agent, out, "tar-gzip-always", "fs", src / "always",
+                [
+                    (None, al),
+                    (m_small_change("l1"), al),
+                    (m_small_change("l2-a"), al),
+                    (m_small_change("l2-b"), al),
+                    (m_remove_file("changes/l2-a.txt"), al),
+                ],
+                notes="--always-level 2: 0, 1, then every run is level 2 against level 1",
+            )  # fmt: skip
+        if want("tar-gzip-enc-sha256"):
+            shutil.copy(pass_file, out / "tar-gzip-enc-sha256.pass")
+            fl = [*inc, "--max-level", "2", "--compression", "gzip"]
+            fl += ["--encrypt-pass-file", str(pass_file)]
+            run_scenario(
+                agent, out, "tar-gzip-enc-sha256", "fs", src / "enc256",
+                [(None, fl), (m_modify_delete_add, fl)],
+                passphrase=True,
+                notes="openssl enc -aes-256-cfb, EVP_BytesToKey(SHA-256): the host's OpenSSL 3",
+            )  # fmt: skip
+        if want("tar-xz-enc-md5"):
+            shutil.copy(pass_file, out / "tar-xz-enc-md5.pass")
+            fl = [*inc, "--max-level", "2", "--compression", "xz"]
+            fl += ["--encrypt-pass-file", str(pass_file)]
+            run_scenario(
+                agent, out, "tar-xz-enc-md5", "fs", src / "encmd5",
+                [(None, fl), (m_renames, fl)],
+                env=md5_env,
+                passphrase=True,
+                notes="openssl wrapper on PATH appends '-md md5' (OpenSSL < 1.1.0 behaviour)",
+            )  # fmt: skip
+        if want("tar-gzip-singlefile"):
+            fl = [*inc, "--max-level", "2", "--compression", "gzip"]
+            run_scenario(
+                agent, out, "tar-gzip-singlefile", "file", src / "single.txt",
+                [(None, fl), (m_single_file_change, fl)],
+                make=lambda p: write(p, text("single file", 100), 0o640),
+                notes="--path-to-backup names a file: the agent tars it from its parent dir",
+            )  # fmt: skip
+        if want("tar-gzip-failed-run"):
+            fl = [*inc, "--max-level", "3", "--compression", "gzip"]
+            run_scenario(
+                agent, out, "tar-gzip-failed-run", "fs", src / "failed",
+                [(None, fl), (m_small_change("l1"), fl)],
+                notes="level 1's metadata removed after the run: the footprint of a run killed "
+                "before its metadata was written (the agent writes it last)",
+            )  # fmt: skip
+            doc_path = out / "tar-gzip-failed-run.expected.json"
+            doc = json.loads(doc_path.read_text())
+            failed = doc["generations"].pop()
+            for meta in (out / "tar-gzip-failed-run").glob(
+                f"metadata/*/*/*/*_{failed['timestamp']}"
+            ):
+                shutil.rmtree(meta)
+            doc["failed_timestamps"] = [failed["timestamp"]]
+            doc_path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"fixtures in {out}: {total} bytes")
+
+
+if __name__ == "__main__":
+    main()
