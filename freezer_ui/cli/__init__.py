@@ -1,0 +1,1 @@
+"""The ``freezer-ui-agent`` command line (one module per group of commands)."""

@@ -1,0 +1,5 @@
+import sys
+
+from freezer_ui.cli.main import main
+
+sys.exit(main())

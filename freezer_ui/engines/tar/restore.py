@@ -1,0 +1,352 @@
+"""Tar engine restore: manifest items -> files under a target, never outside it.
+
+All writes go through :class:`freezer_ui.engines.safepath.SafeTree` (dir fds opened with
+``O_NOFOLLOW``) and leaf operations relative to the parent's fd, so neither hostile manifests nor
+symlinks already present in the target can redirect a write. Directory metadata (mode, times)
+is applied last, deepest first, so writing the contents does not disturb it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from freezer_ui.engines.base import OVERWRITE_POLICIES, RestoreResult, TargetError
+from freezer_ui.engines.safepath import SafeTree, UnsafePath, normalize_selection, split_item_path
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+ZERO_BLOCK = 1024 * 1024
+
+
+def iter_file_data(repo: Any, item: dict) -> Iterator[bytes]:
+    """The logical content of a file item, chunk by chunk, holes of sparse files as zeros."""
+    chunks = item.get("chunks") or []
+    extents = item.get("sparse")
+    size = int(item.get("size", 0))
+    if extents is None:
+        for cid, _n in chunks:
+            yield repo.read_chunk(cid)
+        return
+    pos = 0
+    data_iter = (repo.read_chunk(cid) for cid, _n in chunks)
+    pending = b""
+    for off, length in extents:
+        while pos < off:
+            n = min(ZERO_BLOCK, off - pos)
+            yield bytes(n)
+            pos += n
+        left = length
+        while left > 0:
+            if not pending:
+                pending = next(data_iter, b"")
+                if not pending:
+                    raise ValueError(f"{item.get('path')!r}: chunks shorter than extents")
+            piece, pending = pending[:left], pending[left:]
+            yield piece
+            left -= len(piece)
+            pos += len(piece)
+    while pos < size:
+        n = min(ZERO_BLOCK, size - pos)
+        yield bytes(n)
+        pos += n
+
+
+def selected(parts: tuple[str, ...], selection: list[tuple[str, ...]] | None) -> bool:
+    """An item is restored if it is at/under a selected path, or is an ancestor directory of
+    one (so the selected subtree gets its parents' metadata)."""
+    if selection is None:
+        return True
+    n = len(parts)
+    for sel in selection:
+        if parts[: len(sel)] == sel or sel[:n] == parts:
+            return True
+    return False
+
+
+class TarRestore:
+    def __init__(
+        self,
+        repo: Any,
+        gen_id: str,
+        target: str,
+        *,
+        paths: Sequence[str] | None,
+        overwrite: str,
+        progress: Any | None,
+    ) -> None:
+        if overwrite not in OVERWRITE_POLICIES:
+            raise ValueError(f"overwrite must be one of {', '.join(OVERWRITE_POLICIES)}")
+        self.repo = repo
+        self.gen_id = gen_id
+        self.target = target
+        self.selection = [normalize_selection(p) for p in paths] if paths else None
+        self.overwrite = overwrite
+        self.progress = progress
+        self.result = RestoreResult(generation_id=gen_id)
+        self.is_root = os.geteuid() == 0
+        # manifest path -> restored parts, for hard links to an inode already written
+        self.written_files: dict[str, tuple[str, ...]] = {}
+        self.dirs: list[tuple[tuple[str, ...], dict]] = []
+
+    def run(self) -> RestoreResult:
+        t0 = time.monotonic()
+        gen = self.repo.open_generation(self.gen_id)
+        if self.progress is not None and self.selection is None:
+            stats = (gen.header or {}).get("stats") or {}
+            self.progress.start(stats.get("bytes_total"), stats.get("files"))
+        try:
+            tree = SafeTree(self.target)
+        except OSError as e:
+            raise TargetError(f"cannot use restore target {self.target}: {e.strerror}") from None
+        with tree:
+            self._restore_items(tree, gen.items())
+            self._finish_dirs(tree)
+        self.result.duration = time.monotonic() - t0
+        if self.progress is not None:
+            self.progress.finish()
+        return self.result
+
+    # -- items --------------------------------------------------------------------------------
+
+    def _restore_items(self, tree: SafeTree, items: Iterable[dict]) -> None:
+        r = self.result
+        for item in items:
+            raw = item.get("path") if isinstance(item, dict) else None
+            try:
+                parts = split_item_path(raw)
+            except UnsafePath as e:
+                r.rejected.append(str(e))
+                continue
+            if not selected(parts, self.selection):
+                continue
+            shown = "/".join(parts) or "."
+            try:
+                self._restore_one(tree, parts, shown, item)
+            except UnsafePath as e:
+                r.rejected.append(str(e))
+            except OSError as e:
+                r.warnings.append(f"{shown}: {e.strerror or e}")
+
+    def _restore_one(self, tree: SafeTree, parts: tuple[str, ...], shown: str, item: dict) -> None:
+        r = self.result
+        kind = item.get("type")
+        if not parts:  # the source root: the target itself
+            if kind == "dir":
+                self.dirs.append(((), item))
+            return
+        parent = tree.dir_fd(parts[:-1])
+        name = parts[-1]
+        existing = tree.lstat(parent, name)
+        if existing is not None:
+            if kind == "dir" and stat.S_ISDIR(existing.st_mode):
+                if self.overwrite != "never":
+                    self.dirs.append((parts, item))
+                return
+            if self.overwrite == "never" or (
+                self.overwrite == "if-newer" and existing.st_mtime_ns >= item.get("mtime_ns", 0)
+            ):
+                r.skipped.append(shown)
+                return
+            tree.remove(parts, parent, name, existing)
+        if kind == "file":
+            self._file(parent, name, parts, item, shown)
+        elif kind == "hardlink":
+            self._hardlink(tree, parent, name, parts, item, shown)
+        elif kind == "dir":
+            os.mkdir(name, 0o700, dir_fd=parent)
+            self.dirs.append((parts, item))
+            r.files += 1
+        elif kind == "symlink":
+            target = item.get("target")
+            if isinstance(target, bytes):
+                target = os.fsdecode(target)
+            if not isinstance(target, str) or "\x00" in target:
+                raise UnsafePath(f"{shown!r}: invalid symlink target")
+            # The link's content is data; we never follow links ourselves (O_NOFOLLOW everywhere).
+            os.symlink(target, name, dir_fd=parent)
+            self._meta_path(parent, name, item, shown, symlink=True)
+            r.files += 1
+        elif kind == "fifo":
+            os.mkfifo(name, 0o600, dir_fd=parent)
+            self._meta_path(parent, name, item, shown)
+            r.files += 1
+        elif kind in ("chardev", "blockdev"):
+            if not self.is_root:
+                r.warnings.append(f"{shown}: device nodes need root; skipped")
+                return
+            fmt = stat.S_IFCHR if kind == "chardev" else stat.S_IFBLK
+            os.mknod(name, 0o600 | fmt, int(item.get("rdev", 0)), dir_fd=parent)
+            self._meta_path(parent, name, item, shown)
+            r.files += 1
+        else:
+            r.rejected.append(f"{shown!r}: unknown item type {kind!r}")
+            return
+        if self.progress is not None:
+            self.progress.advance(bytes=int(item.get("size", 0) or 0), files=1)
+
+    def _file(self, parent: int, name: str, parts: tuple[str, ...], item: dict, shown: str) -> None:
+        fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+        try:
+            self._write_content(fd, item, shown)
+            self._meta_fd(fd, item, shown)
+        finally:
+            os.close(fd)
+        self.result.files += 1
+        self.written_files[shown] = parts
+
+    def _write_content(self, fd: int, item: dict, shown: str) -> None:
+        repo = self.repo
+        size = int(item.get("size", 0))
+        chunks = item.get("chunks") or []
+        extents = item.get("sparse")
+        written = 0
+        if extents is None:
+            for cid, n in chunks:
+                data = repo.read_chunk(cid)
+                if len(data) != n:
+                    raise ValueError(f"{shown}: chunk size mismatch")
+                _write_all(fd, data)
+                written += len(data)
+        else:
+            # Seek over holes instead of writing zeros, then truncate: the file stays sparse.
+            data_iter = iter(chunks)
+            pending = b""
+            for off, length in extents:
+                os.lseek(fd, off, os.SEEK_SET)
+                left = length
+                while left > 0:
+                    if not pending:
+                        nxt = next(data_iter, None)
+                        if nxt is None:
+                            raise ValueError(f"{shown}: chunks shorter than extents")
+                        pending = repo.read_chunk(nxt[0])
+                    piece, pending = pending[:left], pending[left:]
+                    _write_all(fd, piece)
+                    left -= len(piece)
+                    written += len(piece)
+        if extents is not None or written != size:
+            os.ftruncate(fd, size)
+        self.result.bytes_written += written
+
+    def _hardlink(
+        self,
+        tree: SafeTree,
+        parent: int,
+        name: str,
+        parts: tuple[str, ...],
+        item: dict,
+        shown: str,
+    ) -> None:
+        link = item.get("hardlink")
+        try:
+            src_parts = split_item_path(link)
+        except UnsafePath as e:
+            raise UnsafePath(f"{shown!r}: hard link target: {e}") from None
+        src_key = "/".join(src_parts)
+        have = self.written_files.get(src_key)
+        if have:
+            try:
+                src_parent = tree.dir_fd(have[:-1], create=False)
+                os.link(
+                    have[-1],
+                    name,
+                    src_dir_fd=src_parent,
+                    dst_dir_fd=parent,
+                    follow_symlinks=False,
+                )
+                self.result.files += 1
+                return
+            except (OSError, UnsafePath):
+                pass  # fall back to writing the content: the item carries its own chunks
+        self._file(parent, name, parts, item, shown)
+        # later links to the same inode now point here
+        self.written_files[src_key] = parts
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    def _meta_fd(self, fd: int, item: dict, shown: str) -> None:
+        w = self.result.warnings
+        if self.is_root:
+            try:
+                os.fchown(fd, int(item.get("uid", -1)), int(item.get("gid", -1)))
+            except OSError as e:
+                w.append(f"{shown}: cannot set owner: {e.strerror}")
+        for k, v in (item.get("xattrs") or {}).items():
+            try:
+                os.setxattr(fd, k, v)
+            except OSError as e:
+                w.append(f"{shown}: cannot set xattr {k}: {e.strerror}")
+        # chmod after chown: chown clears setuid/setgid bits
+        os.fchmod(fd, int(item.get("mode", 0o644)) & 0o7777)
+        _utime(fd, item)
+
+    def _meta_path(
+        self, parent: int, name: str, item: dict, shown: str, symlink: bool = False
+    ) -> None:
+        w = self.result.warnings
+        if self.is_root:
+            try:
+                os.chown(
+                    name,
+                    int(item.get("uid", -1)),
+                    int(item.get("gid", -1)),
+                    dir_fd=parent,
+                    follow_symlinks=False,
+                )
+            except OSError as e:
+                w.append(f"{shown}: cannot set owner: {e.strerror}")
+        xattrs = item.get("xattrs") or {}
+        if xattrs:
+            # l*xattr has no *at() form; /proc/self/fd/N names the parent we hold open, and
+            # follow_symlinks=False keeps the last component from being followed.
+            p = f"/proc/self/fd/{parent}/{name}"
+            for k, v in xattrs.items():
+                try:
+                    os.setxattr(p, k, v, follow_symlinks=False)
+                except OSError as e:
+                    w.append(f"{shown}: cannot set xattr {k}: {e.strerror}")
+        if not symlink:
+            # fifos/devices were just created by us in a directory reached without following
+            # symlinks, so the name still refers to them.
+            os.chmod(name, int(item.get("mode", 0o644)) & 0o7777, dir_fd=parent)
+        ns = _times(item)
+        if ns is not None:
+            try:
+                os.utime(name, ns=ns, dir_fd=parent, follow_symlinks=False)
+            except OSError as e:
+                w.append(f"{shown}: cannot set times: {e.strerror}")
+
+    def _finish_dirs(self, tree: SafeTree) -> None:
+        # deepest first, so setting a child's times never changes its parent's afterwards
+        for parts, item in reversed(self.dirs):
+            shown = "/".join(parts) or "."
+            try:
+                fd = tree.dir_fd(parts, create=False)
+                self._meta_fd(fd, item, shown)
+            except UnsafePath as e:
+                self.result.rejected.append(str(e))
+            except OSError as e:
+                self.result.warnings.append(f"{shown}: {e.strerror or e}")
+
+
+def _times(item: dict) -> tuple[int, int] | None:
+    m = item.get("mtime_ns")
+    if m is None:
+        return None
+    return (int(item.get("atime_ns", m)), int(m))
+
+
+def _utime(fd: int, item: dict) -> None:
+    ns = _times(item)
+    if ns is not None:
+        os.utime(fd, ns=ns)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
