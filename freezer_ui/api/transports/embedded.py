@@ -1,0 +1,534 @@
+"""Embedded transport: freezer-api's behaviour, in process, on Django models.
+
+This is the default: no freezer-api service is needed.  Documents live in the tables of
+``freezer_ui/models.py`` (database alias ``FREEZER_UI_DATABASE``).  Rules and server-side
+behaviours follow freezer-api 19.0.0 with its sqlalchemy backend: the same validation verdicts
+(``freezer_ui/api/schemas.py``), inline job actions stored as actions of their own and jobs
+referring to them, the job's client must be registered and able to run its actions, job events
+and session actions change the same fields.  Two deliberate differences: every write happens in
+one transaction (freezer-api can leave the actions of a refused job behind), and deleting or
+updating a missing document raises ``NotFound`` (freezer-api answers 204/200).
+
+Every query is filtered by the caller's project; only ``list(all_projects=True)`` for an admin
+lifts the filter.  Another project's document is reported as ``NotFound``, never returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from django.db import transaction
+from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
+
+from freezer_ui import conf, models
+from freezer_ui.api import schemas
+from freezer_ui.api.exceptions import (
+    Conflict,
+    Forbidden,
+    FreezerAPIError,
+    NotFound,
+    ValidationError,
+)
+from freezer_ui.api.transports.base import (
+    BaseTransport,
+    Context,
+    JobEvent,
+    Kind,
+    Page,
+    Search,
+)
+
+MODELS: dict[Kind, type[models.Document]] = {
+    "jobs": models.Job,
+    "actions": models.Action,
+    "sessions": models.Session,
+    "clients": models.Client,
+    "backups": models.Backup,
+}
+_KIND_OF: dict[type[Model], Kind] = {model: kind for kind, model in MODELS.items()}
+_NOUNS: dict[Kind, str] = {
+    "jobs": "job",
+    "actions": "action",
+    "sessions": "session",
+    "clients": "client",
+    "backups": "backup",
+}
+# freezer-api's default hold-off window of a session start, in seconds.
+SESSION_HOLD_OFF = 30
+
+
+def _scalars(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _scalars(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _scalars(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+def search_text(doc: Any) -> str:
+    """Lower-cased text of every value of ``doc``, one per line, for free-text search."""
+    return "\n".join(_scalars(doc)).lower()
+
+
+def _found_recursively(doc: Any, keys: set[str]) -> dict[str, Any]:
+    # freezer-api's structured search: the value of each wanted key anywhere in the document
+    # (the last one found wins, as in its get_recursively).
+    found: dict[str, Any] = {}
+    if isinstance(doc, Mapping):
+        for key, value in doc.items():
+            if key in keys:
+                found[key] = value
+            elif isinstance(value, Mapping | list):
+                found.update(_found_recursively(value, keys))
+    elif isinstance(doc, list):
+        for item in doc:
+            if isinstance(item, Mapping):
+                found.update(_found_recursively(item, keys))
+    return found
+
+
+def matches(doc: Mapping[str, Any], search: Search) -> bool:
+    """Whether ``doc`` is selected by ``search`` (see ``transports.base.Search``)."""
+    if not search:
+        return True
+    if isinstance(search, str):
+        needle = search.strip().lower()
+        return not needle or needle in search_text(doc)
+    match = list(search.get("match") or [])
+    match_not = list(search.get("match_not") or [])
+    keys = {key for term in match + match_not for key in term}
+    found = _found_recursively(doc, keys)
+    return all(found.get(k) == v for term in match for k, v in term.items()) and not any(
+        found.get(k) == v for term in match_not for k, v in term.items()
+    )
+
+
+def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
+    return ValidationError(
+        {f"{prefix}.{path}" if path else prefix: m for path, m in error.errors.items()}
+    )
+
+
+class EmbeddedTransport(BaseTransport):
+    """Stores documents with the Django ORM in ``using`` (default ``FREEZER_UI_DATABASE``)."""
+
+    def __init__(self, using: str | None = None) -> None:
+        self.using = using or conf.database_alias()
+
+    # ----------------------------------------------------------------- queries
+    def _rows(self, ctx: Context, kind: Kind, *, all_projects: bool = False) -> QuerySet:
+        rows = MODELS[kind].objects.using(self.using)
+        if all_projects:
+            return rows
+        if kind == "clients":
+            # A central client (one scheduler serving many projects) is visible to all.
+            return rows.filter(Q(project_id=ctx.project_id) | Q(is_central=True))
+        return rows.filter(project_id=ctx.project_id)
+
+    def _row(self, ctx: Context, kind: Kind, doc_id: str, *, for_update: bool = False) -> Any:
+        rows = self._rows(ctx, kind)
+        if for_update:
+            rows = rows.select_for_update()
+        if kind == "clients":
+            # Clients are addressed by client_id; the project's own one wins over a central
+            # client of the same name.
+            row = (
+                rows.filter(client_id=doc_id, project_id=ctx.project_id).first()
+                or rows.filter(client_id=doc_id).first()
+            )
+        else:
+            row = rows.filter(id=doc_id).first()
+        if row is None:
+            raise NotFound(f"{_NOUNS[kind]} {doc_id} not found")
+        return row
+
+    def _job_actions(self, project_id: str, refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ids = [ref["action_id"] for ref in refs]
+        stored = {
+            row.id: row.doc
+            for row in models.Action.objects.using(self.using).filter(
+                project_id=project_id, id__in=ids
+            )
+        }
+        # A deleted action drops out of the jobs that used it, as in freezer-api.
+        return [copy.deepcopy(stored[i]) for i in ids if i in stored]
+
+    def _out(self, kind: Kind, row: Any) -> dict[str, Any]:
+        doc = copy.deepcopy(row.doc)
+        if kind == "jobs":
+            doc["job_actions"] = self._job_actions(row.project_id, doc.get("job_actions", []))
+        return doc
+
+    def list(
+        self,
+        ctx: Context,
+        kind: Kind,
+        *,
+        limit: int,
+        offset: int,
+        search: Search = None,
+        all_projects: bool = False,
+    ) -> Page:
+        if all_projects and not ctx.is_admin:
+            raise Forbidden("listing all projects requires the admin role")
+        rows = self._rows(ctx, kind, all_projects=all_projects)
+        if isinstance(search, str) or not search:
+            if search and search.strip():
+                rows = rows.filter(search_text__contains=search.strip().lower())
+            page = [self._out(kind, row) for row in rows[offset : offset + limit + 1]]
+        else:
+            # Structured search compares values anywhere in the document: filtered here,
+            # as freezer-api does, then paged.
+            selected = (
+                doc
+                for doc in (self._out(kind, row) for row in rows.iterator())
+                if matches(doc, search)
+            )
+            page = []
+            for index, doc in enumerate(selected):
+                if index >= offset + limit + 1:
+                    break
+                if index >= offset:
+                    page.append(doc)
+        return Page(page[:limit], has_more=len(page) > limit)
+
+    def get(self, ctx: Context, kind: Kind, doc_id: str) -> dict[str, Any]:
+        return self._out(kind, self._row(ctx, kind, doc_id))
+
+    # ----------------------------------------------------------------- writes
+    def _save(
+        self, model: type[Model], doc_id: str, ctx: Context, doc: dict, **columns: Any
+    ) -> Any:
+        now = timezone.now()
+        row = model(
+            id=doc_id,
+            project_id=ctx.project_id,
+            user_id=ctx.user_id,
+            created_at=now,
+            updated_at=now,
+            doc=doc,
+            **columns,
+        )
+        row.search_text = search_text(self._out(_KIND_OF[model], row))
+        row.save(using=self.using, force_insert=True)
+        return row
+
+    def _store(self, row: Any, doc: dict[str, Any], ctx: Context, **columns: Any) -> None:
+        row.doc = doc
+        row.user_id = ctx.user_id
+        row.updated_at = timezone.now()
+        # Searchable as returned: a job is found by its actions' fields (backup_name, path...).
+        row.search_text = search_text(self._out(_KIND_OF[type(row)], row))
+        for name, value in columns.items():
+            setattr(row, name, value)
+        row.save(using=self.using)
+
+    def _taken(self, kind: Kind, doc_id: str) -> bool:
+        # IDs are global, as in freezer-api: a collision with another project is a conflict
+        # too (without saying whose document it is).
+        return MODELS[kind].objects.using(self.using).filter(id=doc_id).exists()
+
+    def _resolve_actions(self, ctx: Context, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The action documents of a job: referenced ones looked up, inline ones created."""
+        resolved = []
+        for index, entry in enumerate(entries):
+            where = f"job_actions.{index}"
+            action_id = entry.get("action_id")
+            if action_id:
+                row = self._rows(ctx, "actions").filter(id=action_id).first()
+                if row is None:
+                    raise ValidationError({f"{where}.action_id": f"no action with ID {action_id}"})
+                given = entry.get("freezer_action")
+                if given is not None and not _same_action(given, row.doc.get("freezer_action")):
+                    raise ValidationError(
+                        {
+                            f"{where}.freezer_action": f"differs from stored action {action_id}; "
+                            "update that action, or omit action_id to create a new one"
+                        }
+                    )
+                resolved.append(row.doc)
+                continue
+            try:
+                action = schemas.new_action(entry, project_id=ctx.project_id, user_id=ctx.user_id)
+            except ValidationError as error:
+                raise _prefixed(error, where) from None
+            self._save(models.Action, action["action_id"], ctx, action)
+            resolved.append(action)
+        return resolved
+
+    def _check_client(self, ctx: Context, client_id: str, actions: list[dict[str, Any]]) -> None:
+        try:
+            client = self._row(ctx, "clients", client_id)
+        except NotFound:
+            raise ValidationError(
+                {"client_id": f"no client registered with ID {client_id}"}
+            ) from None
+        schemas.check_client_capabilities(
+            [a.get("freezer_action") or {} for a in actions], client.doc
+        )
+
+    def _job_columns(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {"client_id": job.get("client_id") or "", "session_id": job.get("session_id") or ""}
+
+    def create(self, ctx: Context, kind: Kind, doc: Mapping[str, Any]) -> str:
+        with transaction.atomic(using=self.using):
+            return getattr(self, f"_create_{kind}")(ctx, doc)
+
+    def _create_jobs(self, ctx: Context, doc: Mapping[str, Any]) -> str:
+        job = schemas.new_job(doc, project_id=ctx.project_id, user_id=ctx.user_id)
+        if self._taken("jobs", job["job_id"]):
+            raise Conflict(f"job {job['job_id']} already exists")
+        actions = self._resolve_actions(ctx, job["job_actions"])
+        self._check_client(ctx, job["client_id"], actions)
+        job["job_actions"] = [{"action_id": a["action_id"]} for a in actions]
+        self._save(models.Job, job["job_id"], ctx, job, **self._job_columns(job))
+        return job["job_id"]
+
+    def _create_actions(self, ctx: Context, doc: Mapping[str, Any]) -> str:
+        action = schemas.new_action(doc, project_id=ctx.project_id, user_id=ctx.user_id)
+        if self._taken("actions", action["action_id"]):
+            raise Conflict(f"action {action['action_id']} already exists")
+        self._save(models.Action, action["action_id"], ctx, action)
+        return action["action_id"]
+
+    def _create_sessions(self, ctx: Context, doc: Mapping[str, Any]) -> str:
+        session = schemas.new_session(doc, project_id=ctx.project_id, user_id=ctx.user_id)
+        session.setdefault("time_start", -1)
+        session.setdefault("time_end", -1)
+        self._save(models.Session, session["session_id"], ctx, session)
+        return session["session_id"]
+
+    def _create_clients(self, ctx: Context, info: Mapping[str, Any]) -> str:
+        doc = schemas.new_client(info, project_id=ctx.project_id, user_id=ctx.user_id)
+        client = doc["client"]
+        client_id = client["client_id"]
+        central = bool(client.get("is_central"))
+        if central and not ctx.is_admin:
+            raise Forbidden("registering a central client requires the admin role")
+        for capability, default in (
+            ("supported_actions", schemas.SUPPORTED_ACTIONS),
+            ("supported_modes", schemas.SUPPORTED_MODES),
+            ("supported_storages", schemas.SUPPORTED_STORAGES),
+            ("supported_engines", schemas.SUPPORTED_ENGINES),
+        ):
+            client.setdefault(capability, list(default))
+        client["is_central"] = central
+        rows = models.Client.objects.using(self.using)
+        if central:
+            existing = rows.filter(
+                client_id=client_id, doc__client__hostname=client.get("hostname")
+            ).first()
+        else:
+            existing = self._rows(ctx, "clients").filter(client_id=client_id).first()
+        if existing is not None:
+            if existing.project_id != ctx.project_id:
+                raise Conflict(f"client {client_id} is registered by another project")
+            # Re-registration refreshes the description and capabilities, never the identity.
+            stored = copy.deepcopy(existing.doc)
+            for key in ("description", *(k for k in client if k.startswith("supported_"))):
+                stored["client"][key] = client.get(key)
+            self._store(existing, stored, ctx)
+            return client_id
+        if self._taken("clients", client["uuid"]):
+            raise Conflict(f"client uuid {client['uuid']} already exists")
+        self._save(models.Client, client["uuid"], ctx, doc, client_id=client_id, is_central=central)
+        return client_id
+
+    def _create_backups(self, ctx: Context, metadata: Mapping[str, Any]) -> str:
+        record = schemas.new_backup(metadata, project_id=ctx.project_id, user_id=ctx.user_id)
+        meta = record["backup_metadata"]
+        stamp = meta.get("time_stamp")
+        self._save(
+            models.Backup,
+            record["backup_id"],
+            ctx,
+            record,
+            client_id=str(meta.get("client_id") or ""),
+            time_stamp=stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
+            status=record["status"],
+        )
+        return record["backup_id"]
+
+    def update(self, ctx: Context, kind: Kind, doc_id: str, patch: Mapping[str, Any]) -> None:
+        if kind == "clients":
+            raise FreezerAPIError("a client is updated by registering it again", status_code=405)
+        with transaction.atomic(using=self.using):
+            row = self._row(ctx, kind, doc_id, for_update=True)
+            getattr(self, f"_update_{kind}")(ctx, row, patch)
+
+    def _update_jobs(self, ctx: Context, row: Any, patch: Mapping[str, Any]) -> None:
+        changes = schemas.job_patch(patch)
+        job = {**row.doc, **changes}
+        if "job_actions" in changes:
+            actions = self._resolve_actions(ctx, changes["job_actions"])
+            self._check_client(ctx, job["client_id"], actions)
+            job["job_actions"] = [{"action_id": a["action_id"]} for a in actions]
+        self._store(row, job, ctx, **self._job_columns(job))
+
+    def _update_actions(self, ctx: Context, row: Any, patch: Mapping[str, Any]) -> None:
+        self._store(row, {**row.doc, **schemas.action_patch(patch)}, ctx)
+
+    def _update_sessions(self, ctx: Context, row: Any, patch: Mapping[str, Any]) -> None:
+        changes = schemas.session_patch(patch)
+        session = {**row.doc, **changes}
+        if isinstance(changes.get("jobs"), Mapping):
+            # Jobs merge into the session's jobs instead of replacing them (freezer-api).
+            session["jobs"] = {**(row.doc.get("jobs") or {}), **changes["jobs"]}
+        self._store(row, session, ctx)
+
+    def _update_backups(self, ctx: Context, row: Any, patch: Mapping[str, Any]) -> None:
+        changes = schemas.backup_patch(patch)
+        record = copy.deepcopy(row.doc)
+        if isinstance(changes.get("backup_metadata"), Mapping):
+            record["backup_metadata"].update(changes["backup_metadata"])
+        record["status"] = changes.get("status") or record["status"]
+        stamp = record["backup_metadata"].get("time_stamp")
+        self._store(
+            row,
+            record,
+            ctx,
+            status=record["status"],
+            time_stamp=stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
+        )
+
+    def delete(self, ctx: Context, kind: Kind, doc_id: str) -> None:
+        with transaction.atomic(using=self.using):
+            row = self._row(ctx, kind, doc_id, for_update=True)
+            if kind == "clients" and row.project_id != ctx.project_id:
+                raise Forbidden(f"client {doc_id} belongs to another project")
+            row.delete(using=self.using)
+
+    # ----------------------------------------------------------------- events
+    def job_event(self, ctx: Context, job_id: str, event: JobEvent) -> str:
+        if event not in ("start", "stop", "abort"):
+            raise ValidationError({"": f"unknown job event {event!r}"})
+        with transaction.atomic(using=self.using):
+            row = self._row(ctx, "jobs", job_id, for_update=True)
+            job = copy.deepcopy(row.doc)
+            schedule = job.setdefault("job_schedule", {})
+            if schedule.get("event") == event:
+                return f"{event} already requested"
+            schedule["event"] = event
+            if event == "start":
+                # A new run starts with a clean slate; stop/abort leave status to the agent.
+                schedule["status"] = ""
+                schedule["result"] = ""
+            check = {**job, "job_actions": self._job_actions(row.project_id, job["job_actions"])}
+            schemas.replaced_job(
+                check, project_id=row.project_id, user_id=ctx.user_id, job_id=job_id
+            )
+            self._store(row, job, ctx)
+            return "success"
+
+    def session_add_job(self, ctx: Context, session_id: str, job_id: str) -> None:
+        with transaction.atomic(using=self.using):
+            job_row = self._row(ctx, "jobs", job_id, for_update=True)
+            session_row = self._row(ctx, "sessions", session_id, for_update=True)
+            schedule = job_row.doc.get("job_schedule", {})
+            session = copy.deepcopy(session_row.doc)
+            session.setdefault("jobs", {})[job_id] = {
+                "client_id": job_row.doc.get("client_id"),
+                "status": schedule.get("status", ""),
+                "result": schedule.get("result", ""),
+                "time_started": schedule.get("time_started", ""),
+                "time_ended": schedule.get("time_ended", ""),
+            }
+            self._store(session_row, session, ctx)
+            # The job follows the session's schedule from now on (it replaces the job's own).
+            job = {
+                **job_row.doc,
+                "session_id": session_id,
+                "session_tag": session.get("session_tag", 0),
+                "job_schedule": copy.deepcopy(session.get("schedule", {})),
+            }
+            self._store(job_row, job, ctx, **self._job_columns(job))
+
+    def session_remove_job(self, ctx: Context, session_id: str, job_id: str) -> None:
+        with transaction.atomic(using=self.using):
+            session_row = self._row(ctx, "sessions", session_id, for_update=True)
+            job_row = self._row(ctx, "jobs", job_id, for_update=True)
+            session = copy.deepcopy(session_row.doc)
+            (session.get("jobs") or {}).pop(job_id, None)
+            self._store(session_row, session, ctx)
+            job = {
+                **job_row.doc,
+                "session_id": "",
+                "session_tag": 0,
+                "job_schedule": {"event": "stop"},
+            }
+            self._store(job_row, job, ctx, **self._job_columns(job))
+
+    def session_action(
+        self, ctx: Context, session_id: str, action: Literal["start", "end"], params: dict
+    ) -> dict[str, Any]:
+        with transaction.atomic(using=self.using):
+            row = self._row(ctx, "sessions", session_id, for_update=True)
+            session = copy.deepcopy(row.doc)
+            jobs = session.setdefault("jobs", {})
+            job_id = params.get("job_id")
+            if job_id not in jobs:
+                raise ValidationError({"job_id": f"job {job_id} is not in session {session_id}"})
+            now = int(time.time())
+            if action == "start":
+                result = self._session_start(session, job_id, int(params["current_tag"]), now)
+            elif action == "end":
+                result = self._session_end(session, job_id, params.get("result", ""), now)
+            else:
+                raise ValidationError({"": f"unknown session action {action!r}"})
+            if result == "success":
+                self._store(row, session, ctx)
+            return {"result": result, "session_tag": int(session.get("session_tag", 0))}
+
+    @staticmethod
+    def _session_start(session: dict, job_id: str, job_tag: int, now: int) -> str:
+        tag = int(session.get("session_tag", 0))
+        if job_tag > tag:
+            raise ValidationError(
+                {"current_tag": f"requested tag {job_tag} is above the session tag {tag}"}
+            )
+        job = session["jobs"][job_id]
+        within_hold_off = now - session.get("time_start", 0) <= session.get(
+            "hold_off", SESSION_HOLD_OFF
+        )
+        if within_hold_off:
+            # Another member started the session moments ago: late members join that run.
+            if job_tag < tag:
+                job.update(status="running", result="", time_started=now)
+                return "success"
+            return "hold-off"
+        if job_tag != tag:
+            return "out-of-sync"
+        session.update(session_tag=tag + 1, time_start=now, status="running", result="")
+        job.update(status="running", result="", time_started=now)
+        return "success"
+
+    @staticmethod
+    def _session_end(session: dict, job_id: str, result: str, now: int) -> str:
+        session["jobs"][job_id].update(status="completed", result=result, time_ended=now)
+        overall = "success"
+        for job in session["jobs"].values():
+            if job.get("status") != "completed":
+                overall = "running"
+                break
+            if job.get("result") != "success":
+                overall = "fail"
+                break
+        if session.get("status") != "completed" and overall in ("fail", "success"):
+            session.update(time_end=now, result=overall, status="completed")
+        return "success"
+
+
+def _same_action(given: Any, stored: Any) -> bool:
+    # freezer-api compares the freezer_action dicts ignoring bookkeeping keys.
+    if not isinstance(given, Mapping) or not isinstance(stored, Mapping):
+        return given == stored
+    ignore = {"_version", "user_id"}
+    keys = (set(given) | set(stored)) - ignore
+    return all(given.get(k) == stored.get(k) for k in keys)
