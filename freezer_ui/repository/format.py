@@ -1,0 +1,336 @@
+"""Byte layouts of packs, index objects and manifests (docs/format.md is the spec).
+
+Parsers here accept arbitrary bytes: anything malformed raises :class:`CorruptData` (or
+:class:`UnsupportedFormat` for a newer version), never another exception.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from freezer_ui.repository.crypto import (
+    BLOB_INDEX,
+    BLOB_MANIFEST,
+    BLOB_TRAILER,
+    Envelope,
+)
+from freezer_ui.repository.errors import CorruptData, UnsupportedFormat
+
+FORMAT_VERSION = 1
+
+ID_LEN = 32  # chunk ids and pack ids
+OBJ_ID_LEN = 16  # index ids, generation ids, repository id
+
+PACK_MAGIC = b"FZUIPACK"
+PACK_VERSION = 1
+PACK_HEADER_LEN = 12
+PACK_FOOTER_MAGIC = b"FZUIEND1"
+PACK_FOOTER_LEN = 12
+INDEX_MAGIC = b"FZUIINDX"
+INDEX_VERSION = 1
+MANIFEST_MAGIC = b"FZUIMANF"
+MANIFEST_VERSION = 1
+OBJECT_HEADER_LEN = 12
+
+# Upper bound of one chunk's plaintext: FastCDC's largest max_size, and the largest fixed
+# block we accept.  Bounds memory on read whatever a corrupt index claims.
+MAX_CHUNK_SIZE = 64 << 20
+
+PACKS_PREFIX = "data/"
+INDEX_PREFIX = "index/"
+MANIFESTS_PREFIX = "manifests/"
+LOCKS_PREFIX = "locks/"
+KEYS_PREFIX = "keys/"
+CONFIG_KEY = "config"
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    """Where one chunk blob lives inside a pack."""
+
+    chunk_id: bytes
+    offset: int  # of the blob in the pack
+    length: int  # of the stored blob
+    size: int  # of the chunk's plaintext
+
+
+# --- keys ---------------------------------------------------------------------------------
+def pack_key(pack_id: bytes) -> str:
+    h = pack_id.hex()
+    return f"{PACKS_PREFIX}{h[:2]}/{h}"
+
+
+def parse_pack_key(key: str) -> bytes | None:
+    """The pack id of a ``data/xx/<64 hex>`` key, or None for anything else."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != PACKS_PREFIX or not _HEX64.match(parts[2]):
+        return None
+    if parts[1] != parts[2][:2]:
+        return None
+    return bytes.fromhex(parts[2])
+
+
+def index_key(index_id: bytes) -> str:
+    return INDEX_PREFIX + index_id.hex()
+
+
+def manifest_key(gen_id: str) -> str:
+    return MANIFESTS_PREFIX + gen_id
+
+
+def parse_obj_key(key: str, prefix: str) -> bytes | None:
+    if not key.startswith(prefix):
+        return None
+    name = key[len(prefix) :]
+    return bytes.fromhex(name) if _HEX32.match(name) else None
+
+
+def valid_generation_id(gen_id: str) -> bool:
+    return isinstance(gen_id, str) and bool(_HEX32.match(gen_id))
+
+
+# --- msgpack helpers ----------------------------------------------------------------------
+def packb(doc: Any) -> bytes:
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def unpackb(data: bytes, where: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # msgpack raises ValueError, ExtraData, StackError, ...
+        raise CorruptData(f"undecodable msgpack: {type(exc).__name__}", key=where) from None
+
+
+def _entry_list(raw: Any, where: str) -> list[PackEntry]:
+    if not isinstance(raw, list):
+        raise CorruptData("entry list is not a list", key=where)
+    out = []
+    for e in raw:
+        if (
+            not isinstance(e, list)
+            or len(e) != 4
+            or not isinstance(e[0], bytes)
+            or len(e[0]) != ID_LEN
+            or not all(type(x) is int for x in e[1:])
+        ):
+            raise CorruptData("malformed pack entry", key=where)
+        cid, off, length, size = e
+        if off < PACK_HEADER_LEN or length <= 0 or not (0 <= size <= MAX_CHUNK_SIZE):
+            raise CorruptData("pack entry out of range", key=where)
+        out.append(PackEntry(cid, off, length, size))
+    return out
+
+
+def _dump_entries(entries: Iterable[PackEntry]) -> list[list[Any]]:
+    return [[e.chunk_id, e.offset, e.length, e.size] for e in entries]
+
+
+# --- packs --------------------------------------------------------------------------------
+class PackBuilder:
+    """Collects sealed chunk blobs and produces the pack's bytes (as a list of parts)."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        self.envelope = envelope
+        self.pack_id = os.urandom(ID_LEN)
+        self.parts: list[bytes] = [PACK_MAGIC + struct.pack("<I", PACK_VERSION)]
+        self.pos = PACK_HEADER_LEN
+        self.entries: list[PackEntry] = []
+
+    @property
+    def key(self) -> str:
+        return pack_key(self.pack_id)
+
+    def add(self, chunk_id: bytes, size: int, blob: bytes) -> PackEntry:
+        entry = PackEntry(chunk_id, self.pos, len(blob), size)
+        self.parts.append(blob)
+        self.entries.append(entry)
+        self.pos += len(blob)
+        return entry
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def finish(self) -> list[bytes]:
+        """Append trailer and footer; return every part of the pack in order."""
+        trailer = self.envelope.seal(
+            BLOB_TRAILER, self.pack_id, packb({"entries": _dump_entries(self.entries)})
+        )
+        self.parts.append(trailer)
+        self.parts.append(struct.pack("<I", len(trailer)) + PACK_FOOTER_MAGIC)
+        return self.parts
+
+
+def parse_footer(footer: bytes, pack_size: int, where: str) -> tuple[int, int]:
+    """Return (trailer_offset, trailer_length) from the last 12 bytes of a pack."""
+    if pack_size < PACK_HEADER_LEN + PACK_FOOTER_LEN or len(footer) != PACK_FOOTER_LEN:
+        raise CorruptData("pack too short", key=where, offset=0)
+    if footer[4:] != PACK_FOOTER_MAGIC:
+        raise CorruptData("bad pack footer magic", key=where, offset=pack_size - 8)
+    (tlen,) = struct.unpack_from("<I", footer)
+    toff = pack_size - PACK_FOOTER_LEN - tlen
+    if toff < PACK_HEADER_LEN:
+        raise CorruptData("bad pack trailer length", key=where, offset=pack_size - PACK_FOOTER_LEN)
+    return toff, tlen
+
+
+def parse_trailer(
+    envelope: Envelope, pack_id: bytes, trailer: bytes, trailer_offset: int, where: str
+) -> list[PackEntry]:
+    """Open a pack trailer and check that its entries tile the pack body exactly."""
+    doc = unpackb(
+        envelope.open(BLOB_TRAILER, pack_id, trailer, where=where, offset=trailer_offset), where
+    )
+    if not isinstance(doc, dict) or "entries" not in doc:
+        raise CorruptData("malformed pack trailer", key=where, offset=trailer_offset)
+    entries = _entry_list(doc["entries"], where)
+    # Entries are contiguous from the header to the trailer: no byte of a pack is outside
+    # some checked structure, so any flipped byte is caught by some check.
+    pos = PACK_HEADER_LEN
+    for e in entries:
+        if e.offset != pos:
+            raise CorruptData("pack entries are not contiguous", key=where, offset=e.offset)
+        pos += e.length
+    if pos != trailer_offset:
+        raise CorruptData("pack entries do not reach the trailer", key=where, offset=pos)
+    return entries
+
+
+def check_pack_header(header: bytes, where: str) -> None:
+    if len(header) < PACK_HEADER_LEN or header[:8] != PACK_MAGIC:
+        raise CorruptData("bad pack magic", key=where, offset=0)
+    (version,) = struct.unpack_from("<I", header, 8)
+    if version != PACK_VERSION:
+        raise UnsupportedFormat(f"{where}: pack version {version}")
+
+
+def parse_pack(envelope: Envelope, pack_id: bytes, data: bytes, where: str) -> list[PackEntry]:
+    """Parse a whole pack's bytes (header, footer, trailer); chunk blobs are not opened."""
+    check_pack_header(data[:PACK_HEADER_LEN], where)
+    toff, tlen = parse_footer(data[-PACK_FOOTER_LEN:], len(data), where)
+    return parse_trailer(envelope, pack_id, data[toff : toff + tlen], toff, where)
+
+
+# --- index objects ------------------------------------------------------------------------
+def dump_index(envelope: Envelope, index_id: bytes, packs: dict[bytes, list[PackEntry]]) -> bytes:
+    doc = {"packs": [[pid, _dump_entries(entries)] for pid, entries in packs.items()]}
+    return (
+        INDEX_MAGIC
+        + struct.pack("<I", INDEX_VERSION)
+        + envelope.seal(BLOB_INDEX, index_id, packb(doc))
+    )
+
+
+def _object_header(data: bytes, magic: bytes, supported: int, where: str) -> None:
+    if len(data) < OBJECT_HEADER_LEN or data[:8] != magic:
+        raise CorruptData("bad magic", key=where, offset=0)
+    (version,) = struct.unpack_from("<I", data, 8)
+    if version != supported:
+        raise UnsupportedFormat(f"{where}: version {version}")
+
+
+def parse_index(
+    envelope: Envelope, index_id: bytes, data: bytes, where: str
+) -> dict[bytes, list[PackEntry]]:
+    _object_header(data, INDEX_MAGIC, INDEX_VERSION, where)
+    doc = unpackb(envelope.open(BLOB_INDEX, index_id, data[OBJECT_HEADER_LEN:], where=where), where)
+    if not isinstance(doc, dict) or not isinstance(doc.get("packs"), list):
+        raise CorruptData("malformed index", key=where)
+    out: dict[bytes, list[PackEntry]] = {}
+    for p in doc["packs"]:
+        if (
+            not isinstance(p, list)
+            or len(p) != 2
+            or not isinstance(p[0], bytes)
+            or len(p[0]) != ID_LEN
+        ):
+            raise CorruptData("malformed index pack record", key=where)
+        out[p[0]] = _entry_list(p[1], where)
+    return out
+
+
+# --- manifests ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ManifestDoc:
+    header: dict[str, Any]
+    item_chunks: list[tuple[bytes, int]]
+    item_count: int
+
+
+def dump_manifest(envelope: Envelope, gen_id: str, doc: ManifestDoc) -> bytes:
+    body = {
+        "header": doc.header,
+        "items": [[cid, size] for cid, size in doc.item_chunks],
+        "item_count": doc.item_count,
+    }
+    return (
+        MANIFEST_MAGIC
+        + struct.pack("<I", MANIFEST_VERSION)
+        + envelope.seal(BLOB_MANIFEST, bytes.fromhex(gen_id), packb(body))
+    )
+
+
+def parse_manifest(envelope: Envelope, gen_id: str, data: bytes, where: str) -> ManifestDoc:
+    _object_header(data, MANIFEST_MAGIC, MANIFEST_VERSION, where)
+    doc = unpackb(
+        envelope.open(BLOB_MANIFEST, bytes.fromhex(gen_id), data[OBJECT_HEADER_LEN:], where=where),
+        where,
+    )
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("header"), dict)
+        or not isinstance(doc.get("items"), list)
+        or type(doc.get("item_count")) is not int
+    ):
+        raise CorruptData("malformed manifest", key=where)
+    chunks = []
+    for e in doc["items"]:
+        if (
+            not isinstance(e, list)
+            or len(e) != 2
+            or not isinstance(e[0], bytes)
+            or len(e[0]) != ID_LEN
+            or type(e[1]) is not int
+            or not 0 <= e[1] <= MAX_CHUNK_SIZE
+        ):
+            raise CorruptData("malformed manifest item chunk", key=where)
+        chunks.append((e[0], e[1]))
+    return ManifestDoc(doc["header"], chunks, doc["item_count"])
+
+
+def item_chunk_refs(item: Any) -> list[tuple[bytes, int]]:
+    """The chunk references of one item: its ``chunks`` list of ``[id, size]``.
+
+    Ids may be bytes or hex strings (engines may choose either for readability).
+    Raises ValueError when the list is malformed.
+    """
+    if not isinstance(item, dict):
+        raise ValueError("item is not a map")
+    raw = item.get("chunks")
+    if raw is None:
+        return []
+    if not isinstance(raw, list | tuple):
+        raise ValueError("item 'chunks' is not a list")
+    out = []
+    for ref in raw:
+        if isinstance(ref, list | tuple) and len(ref) == 2:
+            cid, size = ref
+        elif hasattr(ref, "id") and hasattr(ref, "size"):
+            cid, size = ref.id, ref.size
+        else:
+            raise ValueError(f"bad chunk reference {ref!r}")
+        if isinstance(cid, str):
+            cid = bytes.fromhex(cid)
+        if not isinstance(cid, bytes) or len(cid) != ID_LEN or type(size) is not int:
+            raise ValueError(f"bad chunk reference {ref!r}")
+        out.append((cid, size))
+    return out

@@ -1,0 +1,499 @@
+"""The repository: open/init, chunk ids, reading chunks and generations (docs/format.md).
+
+Writers live in ``writer.py``; verify, forget and prune in ``maintenance.py``.  This class
+is their shared state: the storage, the keys (as an :class:`Envelope`) and the merged
+in-memory chunk index.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+
+import blake3
+import msgpack
+
+from freezer_ui.progress import Progress
+from freezer_ui.repository import chunker as _chunker
+from freezer_ui.repository.chunker import ITEM_CHUNKER, ChunkerParams
+from freezer_ui.repository.crypto import (
+    BLOB_CHUNK,
+    DEFAULT_SCRYPT_N,
+    ENCRYPTIONS,
+    Envelope,
+    KeyMaterial,
+    dump_checked,
+    load_checked,
+    make_key_file,
+    open_key_file,
+)
+from freezer_ui.repository.errors import (
+    CorruptData,
+    GenerationNotFound,
+    MissingChunk,
+    RepositoryError,
+    RepositoryExists,
+    RepositoryNotFound,
+    UnsupportedFormat,
+    WrongPassphrase,
+)
+from freezer_ui.repository.format import (
+    CONFIG_KEY,
+    FORMAT_VERSION,
+    INDEX_PREFIX,
+    KEYS_PREFIX,
+    MANIFESTS_PREFIX,
+    MAX_CHUNK_SIZE,
+    PACK_FOOTER_LEN,
+    PACK_HEADER_LEN,
+    PackEntry,
+    check_pack_header,
+    manifest_key,
+    pack_key,
+    parse_footer,
+    parse_index,
+    parse_manifest,
+    parse_obj_key,
+    parse_trailer,
+    valid_generation_id,
+)
+from freezer_ui.repository.locks import Lock
+from freezer_ui.storage import ObjectExists, ObjectNotFound, Storage, StorageError
+
+if TYPE_CHECKING:
+    from freezer_ui.repository.maintenance import PruneStats, RetentionPolicy, VerifyReport
+    from freezer_ui.repository.writer import Writer
+
+CONFIG_MAGIC = b"FZUICONF"
+DEFAULT_PACK_SIZE = 32 << 20
+DEFAULT_KEY_NAME = "default"
+
+
+class ChunkRef(NamedTuple):
+    """A stored chunk: its id and plaintext size.  Packs as ``[id, size]`` in msgpack."""
+
+    id: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    """Summary of one generation, from its manifest header."""
+
+    id: str
+    time: datetime
+    hostname: str
+    backup_name: str
+    engine: str
+    source: str
+    parent: str | None
+    stats: dict[str, Any]
+    header: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_header(cls, gen_id: str, header: dict[str, Any]) -> GenerationInfo:
+        t = header.get("time")
+        ts = float(t) if isinstance(t, int | float) else 0.0
+        stats = header.get("stats")
+        parent = header.get("parent")
+        return cls(
+            id=gen_id,
+            time=datetime.fromtimestamp(ts, tz=timezone.utc),
+            hostname=str(header.get("hostname", "")),
+            backup_name=str(header.get("backup_name", "")),
+            engine=str(header.get("engine", "")),
+            source=str(header.get("source", "")),
+            parent=None if parent is None else str(parent),
+            stats=stats if isinstance(stats, dict) else {},
+            header=header,
+        )
+
+
+class ChunkIndex:
+    """chunk id -> location, merged from every index object (first location wins)."""
+
+    def __init__(self) -> None:
+        self.by_chunk: dict[bytes, tuple[bytes, int, int, int]] = {}
+        self.packs: dict[bytes, list[PackEntry]] = {}
+        self.index_ids: list[bytes] = []
+
+    def add_pack(self, pack_id: bytes, entries: list[PackEntry]) -> None:
+        self.packs.setdefault(pack_id, []).extend(entries)
+        for e in entries:
+            self.by_chunk.setdefault(e.chunk_id, (pack_id, e.offset, e.length, e.size))
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self.by_chunk
+
+    def __len__(self) -> int:
+        return len(self.by_chunk)
+
+
+class Generation:
+    """One generation: its header and its item stream (read lazily)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        gen_id: str,
+        header: dict[str, Any],
+        item_chunks: list[tuple[bytes, int]],
+        item_count: int,
+    ) -> None:
+        self.repo = repo
+        self.id = gen_id
+        self.header = header
+        self.item_chunks = item_chunks
+        self.item_count = item_count
+        self.info = GenerationInfo.from_header(gen_id, header)
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Yield the items in the order they were committed (streams chunk by chunk)."""
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=2 * MAX_CHUNK_SIZE)
+        where = manifest_key(self.id)
+        for data in self.repo.read_chunks(cid for cid, _ in self.item_chunks):
+            try:
+                unpacker.feed(data)
+                for obj in unpacker:
+                    if not isinstance(obj, dict):
+                        raise CorruptData("item is not a map", key=where)
+                    yield obj
+            except CorruptData:
+                raise
+            except Exception as exc:  # msgpack's many error types
+                raise CorruptData(
+                    f"undecodable item stream: {type(exc).__name__}", key=where
+                ) from None
+        if unpacker.tell() != sum(size for _, size in self.item_chunks):
+            raise CorruptData("item stream ends inside an item", key=where)
+
+
+class Repository:
+    """A deduplicating, optionally encrypted backup repository in a :class:`Storage`."""
+
+    def __init__(self, storage: Storage, config: dict[str, Any], keys: KeyMaterial) -> None:
+        self.storage = storage
+        self._config = config
+        self.id: str = bytes(config["id"]).hex()
+        self.format_version: int = int(config["version"])
+        self.encryption: str = str(config["encryption"])
+        self.encrypted = self.encryption != "none"
+        self.chunker_params = ChunkerParams.from_doc(config["chunker"])
+        self.item_chunker_params = ChunkerParams.from_doc(config["item_chunker"])
+        self.pack_size = int(config["pack_size"])
+        self.keys = keys
+        self.envelope = Envelope(keys, level=int(config["compression"]["level"]))
+        self.lock_timeout = 30.0
+        self._index: ChunkIndex | None = None
+        self._index_mutex = threading.Lock()
+
+    # --- creation and opening -------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        storage: Storage,
+        passphrase: str | None = None,
+        encryption: str | None = None,
+        *,
+        chunker: ChunkerParams | None = None,
+        pack_size: int = DEFAULT_PACK_SIZE,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+    ) -> Repository:
+        """Create a repository.  ``encryption`` defaults to AES-256-GCM when a passphrase
+        is given, else ``"none"``.  The config object is written last: it is what makes
+        the storage a repository, so a crash during init leaves no half repository."""
+        if encryption is None:
+            encryption = "aes-256-gcm" if passphrase else "none"
+        if encryption not in ENCRYPTIONS:
+            raise RepositoryError(
+                f"unknown encryption {encryption!r}; known: {', '.join(ENCRYPTIONS)}"
+            )
+        if encryption != "none" and not passphrase:
+            raise RepositoryError(f"encryption {encryption} needs a passphrase")
+        if storage.exists(CONFIG_KEY):
+            raise RepositoryExists(f"{storage.url} already holds a repository")
+        repo_id = os.urandom(16)
+        if chunker is None:
+            chunker = ChunkerParams(seed=int.from_bytes(os.urandom(4), "little"))
+        keys = KeyMaterial(
+            id_key=os.urandom(32), enc_key=os.urandom(32) if encryption != "none" else None
+        )
+        config: dict[str, Any] = {
+            "version": FORMAT_VERSION,
+            "id": repo_id,
+            "encryption": encryption,
+            "chunker": chunker.to_doc(),
+            "item_chunker": ITEM_CHUNKER.to_doc(),
+            "compression": {"algorithm": "zstd", "level": 3},
+            "pack_size": pack_size,
+        }
+        if encryption == "none":
+            # Still a keyed hash: ids then do not match other repositories' ids for the
+            # same data, and the code path is the same as for encrypted repositories.
+            config["id_key"] = keys.id_key
+        else:
+            assert passphrase is not None
+            storage.put(
+                KEYS_PREFIX + DEFAULT_KEY_NAME,
+                [make_key_file(passphrase, repo_id, keys, scrypt_n=scrypt_n)],
+            )
+        try:
+            storage.put(CONFIG_KEY, [dump_checked(CONFIG_MAGIC, FORMAT_VERSION, config)])
+        except ObjectExists:
+            raise RepositoryExists(f"{storage.url} already holds a repository") from None
+        return cls(storage, config, keys)
+
+    @classmethod
+    def open(cls, storage: Storage, passphrase: str | None = None) -> Repository:
+        """Open a repository.  Only ``config`` and ``keys/*`` are read before the passphrase
+        is checked, so a wrong passphrase fails fast with :class:`WrongPassphrase`."""
+        try:
+            raw = storage.get_bytes(CONFIG_KEY)
+        except ObjectNotFound:
+            raise RepositoryNotFound(f"no repository at {storage.url}") from None
+        config = parse_config(raw)
+        repo_id = bytes(config["id"])
+        if config["encryption"] == "none":
+            keys = KeyMaterial(id_key=bytes(config["id_key"]), enc_key=None)
+        else:
+            if not passphrase:
+                raise WrongPassphrase("this repository is encrypted: a passphrase is needed")
+            key_objs = sorted(o.key for o in storage.list(KEYS_PREFIX))
+            if not key_objs:
+                raise CorruptData("encrypted repository without key files", key=KEYS_PREFIX)
+            error: RepositoryError | None = None
+            for key in key_objs:
+                try:
+                    keys = open_key_file(storage.get_bytes(key), passphrase, repo_id, key)
+                    break
+                except (WrongPassphrase, CorruptData) as exc:
+                    error = exc if error is None or isinstance(error, WrongPassphrase) else error
+            else:
+                assert error is not None
+                raise error
+        return cls(storage, config, keys)
+
+    # --- chunking and ids -----------------------------------------------------------------
+    def chunk_id(self, data: bytes | memoryview) -> bytes:
+        """Keyed BLAKE3 of the plaintext: 32 bytes."""
+        return blake3.blake3(data, key=self.keys.id_key).digest()
+
+    def cdc_chunks(self, stream: BinaryIO) -> Iterator[bytes]:
+        """Content-defined chunks (FastCDC, ~1 MiB average) of a binary stream."""
+        return _chunker.cdc_chunks(stream, self.chunker_params)
+
+    def fixed_chunks(self, stream: BinaryIO, size: int = 4 << 20) -> Iterator[bytes]:
+        """Fixed-size chunks for images and block devices."""
+        if size > MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk size {size} above the maximum {MAX_CHUNK_SIZE}")
+        return _chunker.fixed_chunks(stream, size)
+
+    # --- index ----------------------------------------------------------------------------
+    def refresh_index(self) -> ChunkIndex:
+        """Reload the merged chunk index from every ``index/*`` object."""
+        for _attempt in range(5):
+            idx = ChunkIndex()
+            try:
+                for obj in sorted(self.storage.list(INDEX_PREFIX), key=lambda o: o.key):
+                    index_id = parse_obj_key(obj.key, INDEX_PREFIX)
+                    if index_id is None:
+                        continue
+                    data = self.storage.get_bytes(obj.key)
+                    for pack_id, entries in parse_index(
+                        self.envelope, index_id, data, obj.key
+                    ).items():
+                        idx.add_pack(pack_id, entries)
+                    idx.index_ids.append(index_id)
+            except ObjectNotFound:
+                continue  # an index object vanished (prune compacted them): list again
+            with self._index_mutex:
+                self._index = idx
+            return idx
+        raise RepositoryError("index objects keep changing while loading; is a prune running?")
+
+    @property
+    def index(self) -> ChunkIndex:
+        idx = self._index
+        return idx if idx is not None else self.refresh_index()
+
+    # --- reading --------------------------------------------------------------------------
+    def read_chunk(self, chunk_id: bytes) -> bytes:
+        """The chunk's plaintext, verified against its id.
+
+        Raises :class:`MissingChunk` if no index lists it, :class:`CorruptData` (naming the
+        pack and offset) if the stored bytes fail a check.  A pack removed by a concurrent
+        prune triggers one index reload and retry.
+        """
+        for attempt in range(2):
+            loc = self.index.by_chunk.get(chunk_id)
+            if loc is None:
+                if attempt == 0 and self._index is not None:
+                    self.refresh_index()
+                    continue
+                raise MissingChunk(f"chunk {chunk_id.hex()} is not in the repository")
+            pack_id, offset, length, size = loc
+            key = pack_key(pack_id)
+            try:
+                blob = self.storage.get_range(key, offset, length)
+            except ObjectNotFound:
+                if attempt == 0:
+                    self.refresh_index()
+                    continue
+                raise RepositoryError(
+                    f"pack {key} is gone (removed by a concurrent prune?); reopen the repository"
+                ) from None
+            return self.open_chunk_blob(chunk_id, size, blob, key, offset)
+        raise AssertionError("unreachable")
+
+    def open_chunk_blob(
+        self, chunk_id: bytes, size: int, blob: bytes, key: str, offset: int
+    ) -> bytes:
+        if len(blob) < 1:
+            raise CorruptData("truncated chunk blob", key=key, offset=offset)
+        data = self.envelope.open(
+            BLOB_CHUNK, chunk_id, blob, max_size=size, where=key, offset=offset
+        )
+        if len(data) != size or self.chunk_id(data) != chunk_id:
+            raise CorruptData(
+                f"chunk {chunk_id.hex()[:16]} does not match its id", key=key, offset=offset
+            )
+        return data
+
+    def read_chunks(self, chunk_ids: Iterable[bytes], *, window: int = 8) -> Iterator[bytes]:
+        """Like :meth:`read_chunk` for many ids, in order, decrypting ahead in two threads."""
+        pending: deque[Future[bytes]] = deque()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fzui-read") as pool:
+            try:
+                for cid in chunk_ids:
+                    pending.append(pool.submit(self.read_chunk, cid))
+                    if len(pending) >= window:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+    def read_pack_trailer(self, pack_id: bytes, size: int) -> list[PackEntry]:
+        """Entries of a pack from its header, footer and trailer (3 small reads)."""
+        key = pack_key(pack_id)
+        if size < PACK_HEADER_LEN + PACK_FOOTER_LEN:
+            raise CorruptData("pack too short", key=key, offset=0)
+        check_pack_header(self.storage.get_range(key, 0, PACK_HEADER_LEN), key)
+        toff, tlen = parse_footer(
+            self.storage.get_range(key, size - PACK_FOOTER_LEN, PACK_FOOTER_LEN), size, key
+        )
+        return parse_trailer(
+            self.envelope, pack_id, self.storage.get_range(key, toff, tlen), toff, key
+        )
+
+    # --- generations ----------------------------------------------------------------------
+    def generation_ids(self) -> list[str]:
+        out = []
+        for obj in self.storage.list(MANIFESTS_PREFIX):
+            name = obj.key[len(MANIFESTS_PREFIX) :]
+            if valid_generation_id(name):
+                out.append(name)
+        return sorted(out)
+
+    def open_generation(self, gen_id: str) -> Generation:
+        if not valid_generation_id(gen_id):
+            raise GenerationNotFound(f"no generation {gen_id!r}")
+        key = manifest_key(gen_id)
+        try:
+            data = self.storage.get_bytes(key)
+        except ObjectNotFound:
+            raise GenerationNotFound(f"no generation {gen_id}") from None
+        doc = parse_manifest(self.envelope, gen_id, data, key)
+        return Generation(self, gen_id, doc.header, doc.item_chunks, doc.item_count)
+
+    def generations(self) -> list[GenerationInfo]:
+        """Every generation, oldest first."""
+        out = []
+        for gen_id in self.generation_ids():
+            try:
+                out.append(self.open_generation(gen_id).info)
+            except GenerationNotFound:
+                continue  # forgotten while listing
+        out.sort(key=lambda g: (g.time, g.id))
+        return out
+
+    # --- writing and maintenance ----------------------------------------------------------
+    def writer(
+        self, lock: bool = True, progress: Progress | None = None, *, workers: int = 2
+    ) -> Writer:
+        """A backup session (context manager).  See :class:`freezer_ui.repository.writer.Writer`."""
+        from freezer_ui.repository.writer import Writer
+
+        return Writer(self, lock=lock, progress=progress, workers=workers)
+
+    def lock(self, exclusive: bool = False, timeout: float | None = None) -> Lock:
+        """A repository lock (context manager).  Restores may hold a shared one so that no
+        prune removes data under them."""
+        return Lock(self.storage, exclusive, self.lock_timeout if timeout is None else timeout)
+
+    def verify(self, sample: float | None = None, progress: Progress | None = None) -> VerifyReport:
+        from freezer_ui.repository.maintenance import verify
+
+        return verify(self, sample=sample, progress=progress)
+
+    def forget(self, policy: RetentionPolicy, **kwargs: Any) -> list[str]:
+        from freezer_ui.repository.maintenance import forget
+
+        return forget(self, policy, **kwargs)
+
+    def prune(self, progress: Progress | None = None, **kwargs: Any) -> PruneStats:
+        from freezer_ui.repository.maintenance import prune
+
+        return prune(self, progress=progress, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Repository {self.id} at {self.storage.url} ({self.encryption})>"
+
+
+def parse_config(raw: bytes) -> dict[str, Any]:
+    """Parse and check the ``config`` object (raises CorruptData / UnsupportedFormat)."""
+    version, config = load_checked(CONFIG_MAGIC, FORMAT_VERSION, raw, CONFIG_KEY)
+    try:
+        if int(config["version"]) != version:
+            raise CorruptData("config version fields disagree", key=CONFIG_KEY)
+        if not isinstance(config["id"], bytes) or len(config["id"]) != 16:
+            raise CorruptData("bad repository id", key=CONFIG_KEY)
+        if config["encryption"] not in ENCRYPTIONS:
+            raise UnsupportedFormat(f"unknown encryption {config['encryption']!r}")
+        if config["encryption"] == "none" and (
+            not isinstance(config.get("id_key"), bytes) or len(config["id_key"]) != 32
+        ):
+            raise CorruptData("bad id key", key=CONFIG_KEY)
+        ChunkerParams.from_doc(config["chunker"])
+        ChunkerParams.from_doc(config["item_chunker"])
+        if config["compression"]["algorithm"] != "zstd":
+            raise UnsupportedFormat(f"unknown compression {config['compression']!r}")
+        if not 1 <= int(config["compression"]["level"]) <= 22:
+            raise CorruptData("bad compression level", key=CONFIG_KEY)
+        if not 1 << 16 <= int(config["pack_size"]) <= 1 << 32:
+            raise CorruptData("bad pack size", key=CONFIG_KEY)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptData(f"malformed config: {exc}", key=CONFIG_KEY) from None
+    return config
+
+
+def default_hostname() -> str:
+    return socket.gethostname()
+
+
+__all__ = [
+    "ChunkIndex",
+    "ChunkRef",
+    "Generation",
+    "GenerationInfo",
+    "Repository",
+    "StorageError",
+]

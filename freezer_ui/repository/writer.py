@@ -1,0 +1,338 @@
+"""Backup sessions: add chunks, then commit a generation (docs/format.md, "Writing").
+
+Order of writes is the crash-safety argument: packs first, then the index object that
+lists them, then the manifest.  A session killed at any point leaves at worst packs (and
+an index) that no manifest references: no visible generation.  The next session adopts
+packs that no index lists, so their chunks are not uploaded again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from freezer_ui.progress import Progress
+from freezer_ui.repository.chunker import StreamCutter
+from freezer_ui.repository.crypto import BLOB_CHUNK
+from freezer_ui.repository.errors import CorruptData, MissingChunk, RepositoryError
+from freezer_ui.repository.format import (
+    FORMAT_VERSION,
+    MAX_CHUNK_SIZE,
+    PACKS_PREFIX,
+    ManifestDoc,
+    PackBuilder,
+    PackEntry,
+    dump_index,
+    dump_manifest,
+    index_key,
+    item_chunk_refs,
+    manifest_key,
+    pack_key,
+    parse_pack_key,
+)
+from freezer_ui.repository.locks import Lock
+from freezer_ui.repository.repository import ChunkRef
+from freezer_ui.storage import StorageError
+
+if TYPE_CHECKING:
+    from freezer_ui.repository.repository import Repository
+
+
+class Writer:
+    """One backup session (use as a context manager).
+
+    ``add_chunk`` hashes in the caller's thread and, for new chunks only, compresses and
+    encrypts in a small thread pool (zstd, BLAKE3 and AES-GCM release the GIL).  Memory is
+    bounded: at most ``max_pending`` chunks wait for the pool, one pack is being filled and
+    one is being uploaded.
+
+    The writer holds a shared lock for its whole life (prune waits for it).  ``progress``,
+    when given, is advanced by the plaintext size of every chunk passed to ``add_chunk``
+    (new or deduplicated), so engines only count files.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        lock: bool = True,
+        progress: Progress | None = None,
+        workers: int = 2,
+        max_pending: int | None = None,
+    ) -> None:
+        self.repo = repo
+        self.storage = repo.storage
+        self.progress = progress
+        self._lock = (
+            Lock(repo.storage, exclusive=False, timeout=repo.lock_timeout) if lock else None
+        )
+        self._workers = max(1, workers)
+        self._max_pending = max_pending if max_pending is not None else 4 * self._workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._uploader: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[bytes, int, Future[bytes]]] = deque()
+        self._builder: PackBuilder | None = None
+        self._upload: tuple[bytes, list[PackEntry], Future[int]] | None = None
+        self._seen: set[bytes] = set()
+        self._unindexed: dict[bytes, list[PackEntry]] = {}
+        self._failed: BaseException | None = None
+        self._opened = False
+        self._closed = False
+        self.stats = {
+            "chunks": 0,
+            "new_chunks": 0,
+            "bytes": 0,
+            "new_bytes": 0,
+            "stored_bytes": 0,
+            "packs": 0,
+            "reused_packs": 0,
+        }
+
+    # --- life cycle -----------------------------------------------------------------------
+    def open(self) -> Writer:
+        if self._opened:
+            return self
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self._index = self.repo.refresh_index()
+            self._adopt_orphan_packs()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="fzui-seal")
+        self._uploader = ThreadPoolExecutor(1, thread_name_prefix="fzui-upload")
+        self._builder = PackBuilder(self.repo.envelope)
+        self._opened = True
+        return self
+
+    def _adopt_orphan_packs(self) -> None:
+        """Index the packs no index lists (left by a killed session) so they are reused."""
+        for obj in list(self.storage.list(PACKS_PREFIX)):
+            pack_id = parse_pack_key(obj.key)
+            if pack_id is None or pack_id in self._index.packs:
+                continue
+            try:
+                entries = self.repo.read_pack_trailer(pack_id, obj.size)
+            except (CorruptData, StorageError):
+                continue  # not ours to fix: verify reports it, prune removes it
+            self._index.add_pack(pack_id, entries)
+            self._unindexed[pack_id] = entries
+            self.stats["reused_packs"] += 1
+
+    def __enter__(self) -> Writer:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(abort=exc_type is not None)
+
+    def close(self, abort: bool = False) -> None:
+        """End the session.  Chunks added since the last commit are flushed into packs and
+        indexed (so a later session reuses them) unless ``abort``; no generation is made."""
+        if self._closed or not self._opened:
+            return
+        try:
+            if not abort and self._failed is None:
+                self.flush()
+            else:
+                # Keep what is safely uploaded; drop the rest.
+                for _cid, _size, fut in self._pending:
+                    fut.cancel()
+                self._pending.clear()
+                try:
+                    self._wait_upload()
+                    self._write_index()
+                except (StorageError, RepositoryError):
+                    pass
+        finally:
+            self._closed = True
+            assert self._pool is not None and self._uploader is not None
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._uploader.shutdown(wait=True, cancel_futures=True)
+            if self._lock is not None:
+                self._lock.release()
+
+    def _check(self) -> None:
+        if not self._opened:
+            raise RepositoryError("writer not opened (use it as a context manager)")
+        if self._closed:
+            raise RepositoryError("writer is closed")
+        if self._failed is not None:
+            raise RepositoryError(f"writer failed earlier: {self._failed}") from self._failed
+
+    # --- chunks ---------------------------------------------------------------------------
+    def known(self, chunk_id: bytes) -> bool:
+        """Whether the repository (or this session) already holds the chunk."""
+        return chunk_id in self._seen or chunk_id in self._index.by_chunk
+
+    def add_chunk(self, data: bytes | memoryview) -> ChunkRef:
+        """Store a chunk unless it is already known; return its reference at once.
+
+        ``data`` may be a memoryview that the caller reuses afterwards: it is copied when
+        it has to be stored.
+        """
+        return self._add(data, count=True)
+
+    def add_chunks(self, chunks: Iterable[bytes | memoryview]) -> Iterator[ChunkRef]:
+        """``add_chunk`` over an iterable (hashing here, sealing in the pool)."""
+        for data in chunks:
+            yield self._add(data, count=True)
+
+    def _add(self, data: bytes | memoryview, *, count: bool) -> ChunkRef:
+        self._check()
+        size = len(data)
+        if size > MAX_CHUNK_SIZE:
+            raise RepositoryError(f"chunk of {size} bytes exceeds {MAX_CHUNK_SIZE}")
+        cid = self.repo.chunk_id(data)
+        if count:
+            self.stats["chunks"] += 1
+            self.stats["bytes"] += size
+            if self.progress is not None:
+                self.progress.advance(bytes=size)
+        if self.known(cid):
+            return ChunkRef(cid, size)
+        self._seen.add(cid)
+        if count:
+            self.stats["new_chunks"] += 1
+            self.stats["new_bytes"] += size
+        payload = data if isinstance(data, bytes) else bytes(data)
+        assert self._pool is not None
+        fut = self._pool.submit(self.repo.envelope.seal, BLOB_CHUNK, cid, payload)
+        self._pending.append((cid, size, fut))
+        try:
+            while len(self._pending) > self._max_pending:
+                self._drain_one()
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        return ChunkRef(cid, size)
+
+    def _drain_one(self) -> None:
+        cid, size, fut = self._pending.popleft()
+        blob = fut.result()
+        assert self._builder is not None
+        self._builder.add(cid, size, blob)
+        self.stats["stored_bytes"] += len(blob)
+        if self._builder.pos >= self.repo.pack_size:
+            self._flush_pack()
+
+    def _flush_pack(self) -> None:
+        builder = self._builder
+        assert builder is not None and self._uploader is not None
+        self._builder = PackBuilder(self.repo.envelope)
+        if not len(builder):
+            return
+        parts = builder.finish()
+        # One upload in flight: bounds memory to ~2 packs while overlapping I/O and sealing.
+        self._wait_upload()
+        fut = self._uploader.submit(self.storage.put, pack_key(builder.pack_id), parts)
+        self._upload = (builder.pack_id, builder.entries, fut)
+
+    def _wait_upload(self) -> None:
+        if self._upload is None:
+            return
+        pack_id, entries, fut = self._upload
+        self._upload = None
+        fut.result()
+        self._unindexed[pack_id] = entries
+        self._index.add_pack(pack_id, entries)
+        self.stats["packs"] += 1
+        if self._lock is not None:
+            self._lock.refresh()
+
+    def _write_index(self) -> None:
+        if not self._unindexed:
+            return
+        index_id = os.urandom(16)
+        self.storage.put(
+            index_key(index_id), [dump_index(self.repo.envelope, index_id, self._unindexed)]
+        )
+        self._unindexed = {}
+
+    def flush(self) -> None:
+        """Seal every pending chunk, upload the last pack and write the index object."""
+        self._check()
+        try:
+            while self._pending:
+                self._drain_one()
+            self._flush_pack()
+            self._wait_upload()
+            self._write_index()
+        except BaseException as exc:
+            self._failed = exc
+            raise
+
+    # --- commit ---------------------------------------------------------------------------
+    def commit(self, header: dict[str, Any], items: Iterable[dict[str, Any]]) -> str:
+        """Write a generation: the item stream as chunks, flush, index, then the manifest.
+
+        Every chunk an item references must be known (added in this session or already in
+        the index), else :class:`MissingChunk` is raised and no generation is written: a
+        manifest never points at a chunk the index does not hold.  ``header`` is stored as
+        given, with ``time`` (epoch seconds), ``hostname``, ``format_version`` and ``stats``
+        (this session's counters, under the engine's own) filled in.  Returns the new
+        generation id.
+        """
+        self._check()
+        if not isinstance(header, dict):
+            raise TypeError("header must be a dict")
+        cutter = StreamCutter(self.repo.item_chunker_params)
+        packer = msgpack.Packer(use_bin_type=True)
+        item_chunks: list[tuple[bytes, int]] = []
+        count = 0
+        meta_bytes = 0
+        for item in items:
+            try:
+                refs = item_chunk_refs(item)
+            except ValueError as exc:
+                raise RepositoryError(f"item {count}: {exc}") from None
+            for cid, _size in refs:
+                if not self.known(cid):
+                    raise MissingChunk(
+                        f"item {item.get('path', count)!r} references chunk {cid.hex()} "
+                        "that is not in the repository"
+                    )
+            try:
+                data = packer.pack(item)
+            except (TypeError, ValueError) as exc:
+                raise RepositoryError(f"item {count} cannot be serialized: {exc}") from None
+            meta_bytes += len(data)
+            count += 1
+            for piece in cutter.push(data):
+                item_chunks.append(tuple(self._add(piece, count=False)))  # type: ignore[arg-type]
+        for piece in cutter.finish():
+            item_chunks.append(tuple(self._add(piece, count=False)))  # type: ignore[arg-type]
+        self.flush()
+
+        full = dict(header)
+        full.setdefault("time", time.time())
+        full.setdefault("hostname", socket.gethostname())
+        full["format_version"] = FORMAT_VERSION
+        stats = dict(self.stats)
+        stats.update({"items": count, "metadata_bytes": meta_bytes})
+        engine_stats = header.get("stats")
+        if isinstance(engine_stats, dict):
+            stats.update(engine_stats)
+        full["stats"] = stats
+        gen_id = os.urandom(16).hex()
+        doc = ManifestDoc(full, item_chunks, count)
+        try:
+            blob = dump_manifest(self.repo.envelope, gen_id, doc)
+        except (TypeError, ValueError) as exc:
+            raise RepositoryError(f"header cannot be serialized: {exc}") from None
+        self.storage.put(manifest_key(gen_id), [blob])
+        return gen_id
