@@ -1,0 +1,1 @@
+"""Panels of the Admin dashboard: every project's jobs and backups (admin role)."""

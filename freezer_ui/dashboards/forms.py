@@ -1,0 +1,153 @@
+"""Form parts shared by the panels: the freezer-api schedule as typed fields."""
+
+import datetime
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from horizon import forms
+
+INTERVAL_UNITS = (
+    ("minutes", _("Minutes")),
+    ("hours", _("Hours")),
+    ("days", _("Days")),
+    ("weeks", _("Weeks")),
+)
+
+SCHEDULE_KINDS = (
+    ("once", _("Once, when started")),
+    ("interval", _("Repeat every…")),
+    ("continuous", _("Continuously (restart as soon as a run ends)")),
+)
+
+
+# Last part of an API error path -> form field.  Paths differ in how they index lists
+# ("job_actions.0.freezer_action.engine_name", "job_actions[0]..."), their leaf does not.
+ERROR_FIELDS = {
+    "description": "description",
+    "client_id": "client_id",
+    "hold_off": "hold_off",
+    "engine_name": "engine_name",
+    "storage": "storage",
+    "path_to_backup": "path_to_backup",
+    "backup_name": "backup_name",
+    "container": "container",
+    "remove_older_than": "remove_older_than",
+    "max_retries": "max_retries",
+    "max_retries_interval": "max_retries_interval",
+    "schedule_interval": "interval_number",
+    "schedule_start_date": "start_date",
+    "schedule_end_date": "end_date",
+}
+
+
+def map_api_errors(form, error):
+    """Put a ValidationError's ``{document path: message}`` onto the matching form fields."""
+    errors = getattr(error, "errors", None) or {}
+    if not errors:
+        form.add_error(None, str(error))
+    for path, message in errors.items():
+        leaf = str(path).replace("]", "").replace("[", ".").split(".")[-1]
+        field = ERROR_FIELDS.get(leaf)
+        if field in form.fields:
+            form.add_error(field, message)
+        elif not path:
+            form.add_error(None, message)
+        else:
+            form.add_error(None, f"{path}: {message}")
+
+
+def to_api_date(value):
+    """An aware datetime as freezer-api's ISO date with seconds, in UTC, without an offset.
+
+    The form reads dates in the user's Horizon time zone; the API document stores UTC so that
+    every agent, whatever its local zone, reads the same instant.
+    """
+    return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
+
+
+class ScheduleForm(forms.SelfHandlingForm):
+    """The ``job_schedule`` / session ``schedule`` document as typed fields.
+
+    ``schedule_interval`` is freezer-api's "<number> <unit>" or "continuous"; here it is a kind,
+    a number and a unit, so a malformed interval cannot be typed at all.
+    """
+
+    schedule_kind = forms.ChoiceField(
+        label=_("Schedule"),
+        choices=SCHEDULE_KINDS,
+        initial="once",
+        widget=forms.ThemableSelectWidget(attrs={"class": "switchable", "data-slug": "schedule"}),
+    )
+    interval_number = forms.IntegerField(
+        label=_("Every"),
+        required=False,
+        min_value=1,
+        max_value=10000,
+        widget=forms.NumberInput(
+            attrs={
+                "class": "switched",
+                "data-switch-on": "schedule",
+                "data-schedule-interval": _("Every"),
+            }
+        ),
+    )
+    interval_unit = forms.ChoiceField(
+        label=_("Unit"),
+        choices=INTERVAL_UNITS,
+        initial="days",
+        required=False,
+        widget=forms.ThemableSelectWidget(
+            attrs={
+                "class": "switched",
+                "data-switch-on": "schedule",
+                "data-schedule-interval": _("Unit"),
+            }
+        ),
+    )
+    start_date = forms.DateTimeField(
+        label=_("Start date"),
+        required=False,
+        widget=DateTimeLocalInput(),
+        help_text=_("First run; empty means as soon as the job is started."),
+    )
+    end_date = forms.DateTimeField(
+        label=_("End date"),
+        required=False,
+        widget=DateTimeLocalInput(),
+        help_text=_("No runs after this date; empty means no end."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("schedule_kind")
+        if kind == "interval":
+            if not data.get("interval_number"):
+                self.add_error("interval_number", _("How often should the job repeat?"))
+            if not data.get("interval_unit"):
+                self.add_error("interval_unit", _("Pick a unit."))
+        start, end = data.get("start_date"), data.get("end_date")
+        if start and end and end <= start:
+            self.add_error("end_date", _("The end date must be after the start date."))
+        if end and end <= timezone.now():
+            self.add_error("end_date", _("The end date is in the past: the job would never run."))
+        return data
+
+    def schedule(self, data):
+        """The ``job_schedule`` document for the cleaned data (status is the API's business)."""
+        schedule = {}
+        if data["schedule_kind"] == "interval":
+            schedule["schedule_interval"] = f"{data['interval_number']} {data['interval_unit']}"
+        elif data["schedule_kind"] == "continuous":
+            schedule["schedule_interval"] = "continuous"
+        if data.get("start_date"):
+            schedule["schedule_start_date"] = to_api_date(data["start_date"])
+        if data.get("end_date"):
+            schedule["schedule_end_date"] = to_api_date(data["end_date"])
+        return schedule

@@ -1,0 +1,145 @@
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
+from horizon import tables
+
+from freezer_ui.api import freezer as api_freezer
+from freezer_ui.dashboards import utils
+
+# A job can be started when nothing is queued or running for it, and stopped when something is.
+STARTABLE = ("stop", "completed", "aborted", "")
+STOPPABLE = ("scheduled", "running")
+
+STATUS_DISPLAY = utils.JOB_STATUSES + (("removed", _("Removed")),)
+
+RESULT_DISPLAY = (
+    ("success", _("Success")),
+    ("fail", _("Failed")),
+    ("aborted", _("Aborted")),
+)
+
+
+class CreateJob(tables.LinkAction):
+    name = "create"
+    verbose_name = _("Create Job")
+    url = "horizon:project:freezer_jobs:create"
+    classes = ("ajax-modal",)
+    icon = "plus"
+
+
+class UpdateJob(tables.LinkAction):
+    name = "update"
+    verbose_name = _("Edit Job")
+    url = "horizon:project:freezer_jobs:update"
+    classes = ("ajax-modal",)
+    icon = "pencil"
+
+    def allowed(self, request, job=None):
+        return job is None or job.status != "running"
+
+
+class StartJob(tables.BatchAction):
+    name = "start"
+    classes = ("btn-confirm",)
+    icon = "play"
+
+    @staticmethod
+    def action_present(count):
+        return ngettext_lazy("Start Job", "Start Jobs", count)
+
+    @staticmethod
+    def action_past(count):
+        return ngettext_lazy("Started Job", "Started Jobs", count)
+
+    def allowed(self, request, job=None):
+        return job is None or (job.status or "") in STARTABLE
+
+    def action(self, request, obj_id):
+        api_freezer.job_start(request, obj_id)
+
+
+class StopJob(tables.BatchAction):
+    name = "stop"
+    classes = ("btn-danger",)
+    icon = "stop"
+
+    @staticmethod
+    def action_present(count):
+        return ngettext_lazy("Stop Job", "Stop Jobs", count)
+
+    @staticmethod
+    def action_past(count):
+        return ngettext_lazy("Stopped Job", "Stopped Jobs", count)
+
+    def allowed(self, request, job=None):
+        return job is None or job.status in STOPPABLE
+
+    def action(self, request, obj_id):
+        api_freezer.job_stop(request, obj_id)
+
+
+class DeleteJob(tables.DeleteAction):
+    help_text = _("Deleting a job keeps the backups it already made.")
+
+    @staticmethod
+    def action_present(count):
+        return ngettext_lazy("Delete Job", "Delete Jobs", count)
+
+    @staticmethod
+    def action_past(count):
+        return ngettext_lazy("Deleted Job", "Deleted Jobs", count)
+
+    def allowed(self, request, job=None):
+        return job is None or job.status != "running"
+
+    def delete(self, request, obj_id):
+        api_freezer.job_delete(request, obj_id)
+
+
+class JobFilter(tables.FilterAction):
+    # Server side: the API pages the list, so filtering one page in the browser would miss rows.
+    filter_type = "server"
+    filter_choices = (("search", _("Text ="), True),)
+
+
+def _detail_url(job):
+    return reverse("horizon:project:freezer_jobs:detail", args=(job.id,))
+
+
+def _schedule(job):
+    return utils.schedule_display(job.schedule_interval)
+
+
+class JobsTable(utils.PagedDataTable):
+    # Autoescaped by the column: names may contain HTML and are shown as text.
+    description = tables.Column("description", verbose_name=_("Job"), link=_detail_url)
+    engine = tables.Column("engine_name", verbose_name=_("Engine"))
+    path = tables.Column("path_to_backup", verbose_name=_("Source path"))
+    storage = tables.Column("storage", verbose_name=_("Storage"))
+    schedule = tables.Column(_schedule, verbose_name=_("Schedule"))
+    status = tables.Column(
+        "status",
+        verbose_name=_("Status"),
+        status=True,
+        status_choices=(
+            ("scheduled", True),
+            ("running", None),
+            ("aborting", None),
+            ("completed", True),
+            ("stop", True),
+            ("aborted", False),
+            ("removed", False),
+            ("", True),
+        ),
+        display_choices=STATUS_DISPLAY,
+    )
+    result = tables.Column(
+        "result", verbose_name=_("Last result"), display_choices=RESULT_DISPLAY, empty_value="-"
+    )
+
+    class Meta:
+        name = "jobs"
+        verbose_name = _("Backup Jobs")
+        status_columns = ("status",)
+        table_actions = (JobFilter, CreateJob, DeleteJob)
+        row_actions = (StartJob, StopJob, UpdateJob, DeleteJob)
