@@ -1,0 +1,107 @@
+"""``python -m freezer_ui.engines.legacy ls|restore ...``: list and restore upstream Freezer backups.
+
+    python -m freezer_ui.engines.legacy ls CONTAINER [--json]
+    python -m freezer_ui.engines.legacy restore CONTAINER BACKUP --target DIR
+        [--at YYYY-MM-DDTHH:MM:SS] [--passphrase-file F] [--engine tar]
+
+BACKUP is ``<host>_<name>`` as in the container's paths (or the backup name alone when it is
+unambiguous). Dates are UTC, as freezer 19.0's --restore-from-date. Exit status: 0 on success,
+1 on any error (one line on stderr), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .discovery import discover, find_backup
+from .errors import LegacyError
+from .restore import restore
+
+
+def _ls(args: argparse.Namespace) -> int:
+    backups = discover(args.container)
+    if args.json:
+        doc = [
+            {
+                "engine": b.engine,
+                "backup": b.key,
+                "hostname": b.hostname,
+                "backup_name": b.backup_name,
+                "generations": [g.to_dict() for g in b.generations],
+                "notes": b.notes,
+            }
+            for b in backups
+        ]
+        print(json.dumps(doc, indent=2))
+        return 0
+    if not backups:
+        print(f"no Freezer backups in {args.container}")
+    for b in backups:
+        print(f"{b.engine}/{b.key}  (host {b.hostname!r}, name {b.backup_name!r})")
+        for c in b.chains:
+            for g in c.generations:
+                enc = "encrypted" if g.encrypted else "clear"
+                print(
+                    f"  chain {c.level_zero_timestamp}  level {g.level}  "
+                    f"{g.time:%Y-%m-%dT%H:%M:%SZ}  ts={g.timestamp}  "
+                    f"{g.compression or 'none'}  {enc}  {g.size} bytes"
+                )
+        for n in b.notes:
+            print(f"  note: {n}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    backup = find_backup(discover(args.container), args.backup, args.engine)
+    res = restore(
+        args.container,
+        backup,
+        args.target,
+        at=args.at,
+        passphrase_file=args.passphrase_file,
+        warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+    )
+    s = res.stats
+    levels = ", ".join(f"level {g.level} @ {g.time:%Y-%m-%dT%H:%M:%SZ}" for g in res.generations)
+    print(f"restored {res.backup} into {res.target}: {levels}")
+    print(
+        f"  {s.files} files ({s.bytes} bytes), {s.dirs} dirs, {s.symlinks} symlinks, "
+        f"{s.hardlinks} hard links; {s.removed} removed, {s.renamed} renamed by increments"
+    )
+    if s.skipped:
+        print(f"  {s.skipped} members skipped (see warnings)", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m freezer_ui.engines.legacy",
+        description="List and restore backups written by the upstream Freezer agent (tar engine, "
+        "local storage layout).",
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("ls", help="list backups, chains and generations")
+    p.add_argument("container")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ls)
+    p = sub.add_parser("restore", help="restore a backup as it was at a date")
+    p.add_argument("container")
+    p.add_argument("backup", help="<host>_<name>, or the backup name alone")
+    p.add_argument("--target", required=True, help="new or empty directory")
+    p.add_argument("--at", help="YYYY-MM-DDTHH:MM:SS in UTC, or Unix seconds (default: latest)")
+    p.add_argument("--passphrase-file", help="the file given to freezer's --encrypt-pass-file")
+    p.add_argument("--engine", help="engine directory (tar) when a name exists under several")
+    p.set_defaults(func=_restore)
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except (LegacyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Apply GNU tar incremental members to a directory, never writing outside it.
+
+Every path is resolved component by component from an open descriptor of the root with
+``O_NOFOLLOW``: a symlink (or a file) standing where a directory is expected stops the member,
+so no archive can write "through" a link it planted earlier. Names with ``..`` are skipped,
+leading ``/`` is stripped (both as GNU tar does), device nodes are skipped: each with a warning.
+
+Incremental semantics follow ``tar --extract --incremental`` (what upstream restores with): a
+dumpdir (``D``) member first performs the renames it records (``R``/``T``, ``X`` naming a
+temporary), then removes every entry of that directory the listing no longer names.
+Directory modes and times are applied by :meth:`TreeWriter.finish`, deepest first, after the
+last level, so a read-only directory does not block writing its contents.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .errors import CorruptArchive
+from .tarstream import BLKDEV, CHRDEV, FIFO, HARDLINK, SYMLINK, Member
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Without restoring owners, set-id bits would hand the restoring user's identity to whoever
+# runs the file; GNU tar drops them too when it cannot restore ownership.
+MODE_MASK = 0o1777
+
+
+class UnsafePath(Exception):
+    """Internal: a member that would leave the target or pass through a non-directory."""
+
+
+@dataclass
+class Stats:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    bytes: int = 0
+    removed: int = 0
+    renamed: int = 0
+    skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def split_member_path(name: str) -> list[str] | None:
+    """Member name → path components under the root; None if it must be refused.
+
+    ``/abs`` becomes ``abs`` (GNU tar: "Removing leading '/' from member names"); any ``..``
+    component is refused outright rather than resolved, as GNU tar does.
+    """
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        return None
+    if any("\0" in p for p in parts):
+        return None
+    return parts
+
+
+class TreeWriter:
+    def __init__(self, root: str, warn: Callable[[str], None] | None = None) -> None:
+        self.root = root
+        self.root_fd = os.open(root, DIR_FLAGS)
+        self.stats = Stats()
+        self._warn_cb = warn
+        self.dir_meta: dict[str, tuple[int, int]] = {}  # "a/b" → (mode, mtime); "" is the root
+        self.source = ""  # the data file being applied, for error messages
+
+    def close(self) -> None:
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+
+    def warn(self, msg: str) -> None:
+        self.stats.warnings.append(msg)
+        if self._warn_cb:
+            self._warn_cb(msg)
+
+    # ---------------------------------------------------------------- path helpers
+
+    def _open_dir(self, parts: list[str], create: bool) -> int:
+        """Open root/parts as a directory without following any symlink; caller closes it."""
+        fd = os.dup(self.root_fd)
+        try:
+            for depth, comp in enumerate(parts, 1):
+                try:
+                    nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    # Parent directories an archive never listed (single-file backups, foreign
+                    # archives): created private now, given a plain mode at finish().
+                    os.mkdir(comp, 0o700, dir_fd=fd)
+                    self.dir_meta.setdefault("/".join(parts[:depth]), (0o755, int(time.time())))
+                    nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise UnsafePath(f"{'/'.join(parts)}: {comp!r} is not a directory") from None
+                    raise
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _lstat(self, name: str, dir_fd: int) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def _remove(self, name: str, dir_fd: int, rel: str) -> None:
+        st = self._lstat(name, dir_fd)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            # rmtree with dir_fd uses the fd-based, symlink-safe walk.
+            shutil.rmtree(name, dir_fd=dir_fd)
+            self._forget_dirs(rel)
+        else:
+            os.unlink(name, dir_fd=dir_fd)
+
+    def _forget_dirs(self, rel: str) -> None:
+        prefix = rel + "/"
+        for k in [k for k in self.dir_meta if k == rel or k.startswith(prefix)]:
+            del self.dir_meta[k]
+
+    def _parts_or_skip(self, m: Member, name: str, what: str = "member") -> list[str] | None:
+        parts = split_member_path(name)
+        if parts is None:
+            self.stats.skipped += 1
+            self.warn(f"{self.source}: skipped {what} {name!r}: path contains '..'")
+            return None
+        if name.startswith("/"):
+            self.warn(f"{self.source}: removed leading '/' from {what} {name!r}")
+        return parts
+
+    # ---------------------------------------------------------------- members
+
+    def apply(self, m: Member, data: Iterable[bytes]) -> None:
+        parts = self._parts_or_skip(m, m.name)
+        if parts is None:
+            return
+        try:
+            if m.is_dir:
+                self._dir(m, parts)
+            elif not parts:
+                self.stats.skipped += 1
+                self.warn(f"{self.source}: skipped non-directory member naming the root: {m.name!r}")
+            elif m.is_file:
+                self._file(m, parts, data)
+            elif m.type == SYMLINK:
+                self._symlink(m, parts)
+            elif m.type == HARDLINK:
+                self._hardlink(m, parts)
+            elif m.type == FIFO:
+                self._special(m, parts)
+            elif m.type in (CHRDEV, BLKDEV):
+                self.stats.skipped += 1
+                self.warn(f"{self.source}: skipped device node {m.name!r}")
+            else:
+                # GNU tar extracts unknown types as regular files; we do the same.
+                self.warn(f"{self.source}: unknown member type {m.type!r} for {m.name!r}, "
+                          "restored as a regular file")
+                self._file(m, parts, data)
+        except UnsafePath as e:
+            self.stats.skipped += 1
+            self.warn(f"{self.source}: skipped {m.name!r}: {e}")
+
+    def _dir(self, m: Member, parts: list[str]) -> None:
+        rel = "/".join(parts)
+        if parts:
+            pfd = self._open_dir(parts[:-1], create=True)
+            try:
+                st = self._lstat(parts[-1], pfd)
+                if st is not None and not stat.S_ISDIR(st.st_mode):
+                    os.unlink(parts[-1], dir_fd=pfd)  # was a file/symlink at the previous level
+                    st = None
+                if st is None:
+                    os.mkdir(parts[-1], 0o700, dir_fd=pfd)
+                    self.stats.dirs += 1
+            finally:
+                os.close(pfd)
+        self.dir_meta[rel] = (m.mode, m.mtime)
+        if m.dumpdir is not None:
+            self._dumpdir(m, parts)
+
+    def _dumpdir(self, m: Member, parts: list[str]) -> None:
+        temp: list[str] | None = None
+        entries = m.dumpdir or []
+        i = 0
+        while i < len(entries):
+            code, name = entries[i]
+            if code == "X":
+                # Stub for cycles such as a↔b: GNU tar moves one side to a fresh temporary name.
+                stub = self._parts_or_skip(m, name, "rename stub")
+                if stub:
+                    temp = [*stub[:-1], f"{stub[-1]}.{secrets.token_hex(4)}"]
+            elif code == "R":
+                if i + 1 >= len(entries) or entries[i + 1][0] != "T":
+                    raise CorruptArchive(self.source, f"dumpdir of {m.name!r}: 'R' without 'T'")
+                src = self._parts_or_skip(m, name, "rename source") if name else temp
+                dst_name = entries[i + 1][1]
+                dst = self._parts_or_skip(m, dst_name, "rename target") if dst_name else temp
+                i += 1
+                if src and dst:
+                    self._rename(m, src, dst)
+            elif code == "T":
+                raise CorruptArchive(self.source, f"dumpdir of {m.name!r}: 'T' without 'R'")
+            i += 1
+
+        keep = {name for code, name in entries if code in "YND"}
+        dfd = self._open_dir(parts, create=False)
+        try:
+            for name in os.listdir(dfd):
+                if name not in keep:
+                    self._remove(name, dfd, "/".join([*parts, name]))
+                    self.stats.removed += 1
+        finally:
+            os.close(dfd)
+
+    def _rename(self, m: Member, src: list[str], dst: list[str]) -> None:
+        if not src or not dst:
+            return
+        sfd = self._open_dir(src[:-1], create=False)
+        try:
+            dfd = self._open_dir(dst[:-1], create=True)
+            try:
+                if self._lstat(src[-1], sfd) is None:
+                    raise CorruptArchive(
+                        self.source,
+                        f"dumpdir of {m.name!r} renames missing directory {'/'.join(src)!r} "
+                        "(was an earlier level skipped?)",
+                    )
+                self._remove(dst[-1], dfd, "/".join(dst))
+                os.rename(src[-1], dst[-1], src_dir_fd=sfd, dst_dir_fd=dfd)
+                self.stats.renamed += 1
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+        old, new = "/".join(src), "/".join(dst)
+        for k in [k for k in self.dir_meta if k == old or k.startswith(old + "/")]:
+            self.dir_meta[new + k[len(old) :]] = self.dir_meta.pop(k)
+
+    def _file(self, m: Member, parts: list[str], data: Iterable[bytes]) -> None:
+        pfd = self._open_dir(parts[:-1], create=True)
+        try:
+            self._remove(parts[-1], pfd, "/".join(parts))
+            # O_EXCL|O_NOFOLLOW: never open through a symlink, even one raced into place.
+            fd = os.open(
+                parts[-1],
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=pfd,
+            )
+            try:
+                written = 0
+                for chunk in data:
+                    _write_all(fd, chunk)
+                    written += len(chunk)
+                os.fchmod(fd, m.mode & MODE_MASK)
+                os.utime(fd, (m.mtime, m.mtime))
+            finally:
+                os.close(fd)
+        finally:
+            os.close(pfd)
+        self.stats.files += 1
+        self.stats.bytes += written
+
+    def _symlink(self, m: Member, parts: list[str]) -> None:
+        pfd = self._open_dir(parts[:-1], create=True)
+        try:
+            self._remove(parts[-1], pfd, "/".join(parts))
+            # The target is stored verbatim (it may be absolute or climb out): it is only data,
+            # we never follow it while restoring.
+            os.symlink(m.linkname, parts[-1], dir_fd=pfd)
+            try:
+                os.utime(parts[-1], (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+            except OSError:
+                pass  # some filesystems cannot time a symlink; not worth failing for
+        finally:
+            os.close(pfd)
+        self.stats.symlinks += 1
+
+    def _hardlink(self, m: Member, parts: list[str]) -> None:
+        src = self._parts_or_skip(m, m.linkname, "hard link target")
+        if src is None:
+            return
+        if not src:
+            raise UnsafePath(f"hard link to the root {m.linkname!r}")
+        sfd = self._open_dir(src[:-1], create=False) if src[:-1] else os.dup(self.root_fd)
+        try:
+            st = self._lstat(src[-1], sfd)
+            if st is None:
+                raise CorruptArchive(
+                    self.source, f"hard link {m.name!r} → {m.linkname!r}: target not restored"
+                )
+            if stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"hard link to a directory {m.linkname!r}")
+            pfd = self._open_dir(parts[:-1], create=True)
+            try:
+                self._remove(parts[-1], pfd, "/".join(parts))
+                # follow_symlinks=False: linking a symlink links the link, never its target.
+                os.link(src[-1], parts[-1], src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
+            finally:
+                os.close(pfd)
+        finally:
+            os.close(sfd)
+        self.stats.hardlinks += 1
+
+    def _special(self, m: Member, parts: list[str]) -> None:
+        pfd = self._open_dir(parts[:-1], create=True)
+        try:
+            self._remove(parts[-1], pfd, "/".join(parts))
+            os.mkfifo(parts[-1], m.mode & 0o777, dir_fd=pfd)
+        finally:
+            os.close(pfd)
+
+    # ---------------------------------------------------------------- end
+
+    def finish(self) -> None:
+        """Apply directory modes/times deepest first (writing children bumps a dir's mtime)."""
+        for rel in sorted(self.dir_meta, key=lambda r: (r.count("/") + (1 if r else 0)), reverse=True):
+            mode, mtime = self.dir_meta[rel]
+            try:
+                fd = self._open_dir(rel.split("/") if rel else [], create=False)
+            except (FileNotFoundError, UnsafePath):
+                continue
+            try:
+                os.fchmod(fd, mode & MODE_MASK)
+                os.utime(fd, (mtime, mtime))
+            finally:
+                os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

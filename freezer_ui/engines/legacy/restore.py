@@ -1,0 +1,183 @@
+"""Restore an upstream Freezer tar-engine backup chain into a directory.
+
+Safety properties (tests/legacy checks each):
+- everything is checked that can be checked before a byte is written: the chosen generations
+  exist, the engine and compression are supported, a passphrase is given when needed and
+  decrypts the first tar header of every generation;
+- the chain is extracted into a fresh directory next to the target and renamed onto it only
+  when every level was read to its end-of-archive marker and its compressor's integrity check;
+  on any error that directory is removed and the target is left as it was;
+- no member writes outside the target (see extract.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .discovery import At, Generation, LegacyBackup, discover, find_backup
+from .errors import (
+    CorruptArchive,
+    LegacyError,
+    PassphraseRequired,
+    TargetExists,
+    TruncatedArchive,
+    UnsupportedBackup,
+    WrongPassphrase,
+)
+from .extract import Stats, TreeWriter
+from .stream import COMPRESSIONS, DIGESTS, ChunkReader, plain_stream, read_passphrase_file
+from .tarstream import TarReader
+
+
+class Progress(Protocol):
+    """The subset of freezer_ui's progress contract we report to (bytes = stored bytes read)."""
+
+    def start(self, total_bytes: int, total_files: int) -> None: ...
+    def advance(self, bytes: int = 0, files: int = 0) -> None: ...  # noqa: A002 - contract name
+    def finish(self) -> None: ...
+
+
+@dataclass
+class RestoreResult:
+    target: Path
+    backup: str
+    generations: list[Generation]
+    stats: Stats
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.stats.warnings
+
+
+def _check_supported(gens: list[Generation]) -> None:
+    for g in gens:
+        if g.engine != "tar" or g.metadata.get("engine_name", "tar") != "tar":
+            raise UnsupportedBackup(
+                f"{g.data_path}: engine {g.metadata.get('engine_name', g.engine)!r} is not "
+                "supported yet (only the tar engine is)"
+            )
+        if (g.compression or "none") not in COMPRESSIONS:
+            raise UnsupportedBackup(f"{g.data_path}: unknown compression {g.compression!r}")
+
+
+def probe_digest(g: Generation, passphrase: bytes) -> str:
+    """Find which EVP_BytesToKey digest decrypts ``g``; WrongPassphrase if none does.
+
+    AES-CFB has no MAC, so a wrong key only shows as garbage: we decrypt the start, decompress
+    it and require a valid first tar header. A wrong key fails the compressor's magic bytes
+    (or the header checksum) at once; the chance of garbage passing both is negligible.
+    """
+    truncated: TruncatedArchive | None = None
+    for digest in DIGESTS:
+        chunks = plain_stream(g.data_path, g.compression, passphrase, digest)
+        try:
+            if TarReader(ChunkReader(chunks), str(g.data_path)).first_header_ok():
+                return digest
+        except TruncatedArchive as e:
+            truncated = e
+        except CorruptArchive as e:
+            if "Salted__" in e.reason:
+                raise
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+    if truncated is not None and g.size < 1024:
+        raise truncated
+    raise WrongPassphrase(
+        str(g.data_path), "wrong passphrase (decrypted data is not a valid archive)"
+    )
+
+
+def _prepare_target(target: Path) -> Path:
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise TargetExists(f"{target}: exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()):
+        raise TargetExists(f"{target}: exists and is not empty")
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
+
+
+def restore(
+    container: str | Path,
+    backup: LegacyBackup | str,
+    target: str | Path,
+    at: At = None,
+    passphrase_file: str | Path | None = None,
+    *,
+    engine: str | None = None,
+    progress: Progress | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> RestoreResult:
+    """Restore ``backup`` (a LegacyBackup or "<host>_<name>") as it was at ``at`` into ``target``.
+
+    ``target`` must not exist or be an empty directory. ``at``: datetime, Unix seconds or
+    "YYYY-MM-DDTHH:MM:SS" (UTC); None means the latest generation.
+    """
+    if isinstance(backup, str):
+        backup = find_backup(discover(container), backup, engine)
+    gens = backup.choose(at)
+    _check_supported(gens)
+
+    digests: dict[Path, str | None] = {}
+    passphrase: bytes | None = None
+    if any(g.encrypted for g in gens):
+        if passphrase_file is None:
+            raise PassphraseRequired(
+                f"{backup.engine}/{backup.key}: the chosen generations are encrypted; "
+                "give the passphrase file used with --encrypt-pass-file"
+            )
+        passphrase = read_passphrase_file(passphrase_file)
+    for g in gens:
+        digests[g.data_path] = probe_digest(g, passphrase) if g.encrypted else None  # type: ignore[arg-type]
+
+    target = Path(target).absolute()
+    parent = _prepare_target(target)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.legacy-restore-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # the root's mode when the archive has no "./" member
+    writer = TreeWriter(str(work), warn)
+    if progress:
+        progress.start(total_bytes=sum(g.size for g in gens), total_files=0)
+    counter = (lambda n: progress.advance(bytes=n)) if progress else None
+    try:
+        for g in gens:
+            writer.source = str(g.data_path)
+            chunks = plain_stream(
+                g.data_path,
+                g.compression,
+                passphrase if g.encrypted else None,
+                digests[g.data_path],
+                counter,
+            )
+            reader = TarReader(ChunkReader(chunks), str(g.data_path))
+            for member in reader:
+                writer.apply(member, reader.data(member))
+                if progress and member.is_file:
+                    progress.advance(files=1)
+            # Drain what follows the end-of-archive block (record padding) so the compressor's
+            # trailer, and with it the CRC over the whole stream, is checked too.
+            for _ in chunks:
+                pass
+        writer.finish()
+        writer.close()
+        if target.is_dir():
+            target.rmdir()  # empty (checked above); rename() cannot replace it portably
+        os.rename(work, target)
+    except BaseException as e:
+        writer.close()
+        shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, LegacyError):
+            raise LegacyError(f"restore into {target} failed: {e}") from e
+        raise
+    finally:
+        if progress:
+            progress.finish()
+    return RestoreResult(target, f"{backup.engine}/{backup.key}", gens, writer.stats, backup.notes)
