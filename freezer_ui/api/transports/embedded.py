@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from django.db import transaction
@@ -33,6 +33,7 @@ from freezer_ui.api.exceptions import (
     NotFound,
     ValidationError,
 )
+from freezer_ui.api.search import matches, search_text
 from freezer_ui.api.transports.base import (
     BaseTransport,
     Context,
@@ -59,55 +60,6 @@ _NOUNS: dict[Kind, str] = {
 }
 # freezer-api's default hold-off window of a session start, in seconds.
 SESSION_HOLD_OFF = 30
-
-
-def _scalars(value: Any) -> Iterator[str]:
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _scalars(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _scalars(item)
-    elif value is not None and not isinstance(value, bool):
-        yield str(value)
-
-
-def search_text(doc: Any) -> str:
-    """Lower-cased text of every value of ``doc``, one per line, for free-text search."""
-    return "\n".join(_scalars(doc)).lower()
-
-
-def _found_recursively(doc: Any, keys: set[str]) -> dict[str, Any]:
-    # freezer-api's structured search: the value of each wanted key anywhere in the document
-    # (the last one found wins, as in its get_recursively).
-    found: dict[str, Any] = {}
-    if isinstance(doc, Mapping):
-        for key, value in doc.items():
-            if key in keys:
-                found[key] = value
-            elif isinstance(value, Mapping | list):
-                found.update(_found_recursively(value, keys))
-    elif isinstance(doc, list):
-        for item in doc:
-            if isinstance(item, Mapping):
-                found.update(_found_recursively(item, keys))
-    return found
-
-
-def matches(doc: Mapping[str, Any], search: Search) -> bool:
-    """Whether ``doc`` is selected by ``search`` (see ``transports.base.Search``)."""
-    if not search:
-        return True
-    if isinstance(search, str):
-        needle = search.strip().lower()
-        return not needle or needle in search_text(doc)
-    match = list(search.get("match") or [])
-    match_not = list(search.get("match_not") or [])
-    keys = {key for term in match + match_not for key in term}
-    found = _found_recursively(doc, keys)
-    return all(found.get(k) == v for term in match for k, v in term.items()) and not any(
-        found.get(k) == v for term in match_not for k, v in term.items()
-    )
 
 
 def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
