@@ -1,0 +1,178 @@
+"""Restore every fixture written by the real freezer-agent 19.0.0, at every generation."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from freezer_ui.engines import legacy
+from freezer_ui.engines.legacy.__main__ import main as cli_main
+
+from .helpers import FIXTURES, expected, leftovers, passphrase_file, scenarios, snapshot
+
+SCENARIOS = scenarios()
+CASES = [
+    (s, i) for s in SCENARIOS for i in range(len(expected(s)["generations"]))
+]
+
+
+def test_fixtures_exist() -> None:
+    # If the generator is re-run these names must still be there: the tests below rely on them.
+    for name in (
+        "tar-gzip-maxlevel",
+        "tar-bzip2",
+        "tar-xz",
+        "tar-gzip-always",
+        "tar-gzip-enc-sha256",
+        "tar-xz-enc-md5",
+        "tar-gzip-singlefile",
+        "tar-gzip-failed-run",
+    ):
+        assert name in SCENARIOS
+    for f in FIXTURES.rglob("*"):
+        assert f.stat().st_size < 1_000_000, f
+
+
+@pytest.mark.parametrize(("scenario", "index"), CASES, ids=[f"{s}-{i}" for s, i in CASES])
+def test_restore_each_generation(scenario: str, index: int, tmp_path: Path) -> None:
+    doc = expected(scenario)
+    gen = doc["generations"][index]
+    target = tmp_path / "out"
+    res = legacy.restore(
+        FIXTURES / scenario,
+        doc["backup"],
+        target,
+        at=gen["timestamp"],
+        passphrase_file=passphrase_file(scenario),
+    )
+    assert snapshot(target) == gen["tree"]
+    assert res.generations[-1].timestamp == gen["timestamp"]
+    assert res.generations[-1].level == gen["level"]
+    assert not res.warnings
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_restore_between_and_latest(scenario: str, tmp_path: Path) -> None:
+    doc = expected(scenario)
+    gens = doc["generations"]
+    pf = passphrase_file(scenario)
+    # One second before the next generation: still the previous state.
+    for i, (a, b) in enumerate(zip(gens, gens[1:], strict=False)):
+        if b["timestamp"] - a["timestamp"] > 1:
+            t = tmp_path / f"between-{i}"
+            legacy.restore(FIXTURES / scenario, doc["backup"], t, at=b["timestamp"] - 1,
+                           passphrase_file=pf)
+            assert snapshot(t) == a["tree"]
+    latest = tmp_path / "latest"
+    legacy.restore(FIXTURES / scenario, doc["backup"], latest, passphrase_file=pf)
+    assert snapshot(latest) == gens[-1]["tree"]
+    with pytest.raises(legacy.NoBackupFound):
+        legacy.restore(FIXTURES / scenario, doc["backup"], tmp_path / "early",
+                       at=gens[0]["timestamp"] - 1, passphrase_file=pf)
+    assert not (tmp_path / "early").exists()
+
+
+def test_iso_date_is_utc(tmp_path: Path) -> None:
+    doc = expected("tar-gzip-maxlevel")
+    g = doc["generations"][1]
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(g["timestamp"]))
+    res = legacy.restore(FIXTURES / "tar-gzip-maxlevel", "legacyhost_fs", tmp_path / "o", at=iso)
+    assert [x.level for x in res.generations] == [0, 1]
+    assert snapshot(tmp_path / "o") == g["tree"]
+
+
+def test_discover_lists_chains_and_generations() -> None:
+    (b,) = legacy.discover(FIXTURES / "tar-gzip-maxlevel")
+    assert (b.engine, b.key, b.hostname, b.backup_name) == ("tar", "legacyhost_fs", "legacyhost", "fs")
+    assert [len(c.generations) for c in b.chains] == [4, 2]  # two chains under one name
+    assert [g.level for g in b.generations] == [0, 1, 2, 3, 0, 1]
+    assert {g.compression for g in b.generations} == {"gzip"}
+    assert not any(g.encrypted for g in b.generations)
+    doc = expected("tar-gzip-maxlevel")
+    assert [g.timestamp for g in b.generations] == [x["timestamp"] for x in doc["generations"]]
+    (e,) = legacy.discover(FIXTURES / "tar-xz-enc-md5")
+    assert all(g.encrypted and g.compression == "xz" for g in e.generations)
+
+
+def test_second_chain_starts_from_its_own_level_zero() -> None:
+    (b,) = legacy.discover(FIXTURES / "tar-gzip-maxlevel")
+    gens = b.generations
+    picked = b.choose(gens[4].timestamp)  # the second chain's level 0
+    assert picked == [gens[4]]
+    picked = b.choose(gens[3].timestamp)
+    assert picked == gens[:4]
+
+
+def test_always_level_picks_newest_generation_of_a_level(tmp_path: Path) -> None:
+    (b,) = legacy.discover(FIXTURES / "tar-gzip-always")
+    gens = b.generations
+    assert [g.level for g in gens] == [0, 1, 2, 2, 2]
+    assert b.choose() == [gens[0], gens[1], gens[4]]
+    assert b.choose(gens[3].timestamp) == [gens[0], gens[1], gens[3]]
+    # Upstream takes the first one a directory listing returns; listing order must not matter.
+    b.chains[0].generations.reverse()
+    assert b.choose() == [gens[0], gens[1], gens[4]]
+    doc = expected("tar-gzip-always")
+    legacy.restore(FIXTURES / "tar-gzip-always", b, tmp_path / "o")
+    assert snapshot(tmp_path / "o") == doc["generations"][-1]["tree"]
+    assert snapshot(tmp_path / "o") != doc["generations"][2]["tree"]
+
+
+def test_failed_run_is_ignored_with_a_note(tmp_path: Path) -> None:
+    (b,) = legacy.discover(FIXTURES / "tar-gzip-failed-run")
+    doc = expected("tar-gzip-failed-run")
+    assert [g.level for g in b.generations] == [0]
+    (failed_ts,) = doc["failed_timestamps"]
+    assert any(f"1_{failed_ts}" in n and "without metadata" in n for n in b.notes)
+    legacy.restore(FIXTURES / "tar-gzip-failed-run", b, tmp_path / "o", at=failed_ts + 100)
+    assert snapshot(tmp_path / "o") == doc["generations"][0]["tree"]
+
+
+def test_backup_lookup_by_name_and_errors(tmp_path: Path) -> None:
+    backups = legacy.discover(FIXTURES / "tar-gzip-singlefile")
+    assert legacy.find_backup(backups, "file").key == "legacyhost_file"
+    with pytest.raises(legacy.NoBackupFound, match="nope"):
+        legacy.find_backup(backups, "nope")
+    with pytest.raises(legacy.NoBackupFound):
+        legacy.discover(tmp_path / "missing")
+
+
+def test_target_must_be_new_or_empty(tmp_path: Path) -> None:
+    t = tmp_path / "t"
+    t.mkdir()
+    (t / "keep").write_text("mine")
+    with pytest.raises(legacy.TargetExists):
+        legacy.restore(FIXTURES / "tar-xz", "legacyhost_fs", t)
+    assert [p.name for p in t.iterdir()] == ["keep"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    legacy.restore(FIXTURES / "tar-xz", "legacyhost_fs", empty)
+    assert snapshot(empty) == expected("tar-xz")["generations"][-1]["tree"]
+
+
+def test_hard_links_are_restored_as_links(tmp_path: Path) -> None:
+    legacy.restore(FIXTURES / "tar-bzip2", "legacyhost_fs", tmp_path / "o", at=expected("tar-bzip2")["generations"][0]["timestamp"])
+    a = (tmp_path / "o" / "readme.txt").stat()
+    b = (tmp_path / "o" / "hardlink-to-readme").stat()
+    assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
+
+
+def test_cli_ls_and_restore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["ls", str(FIXTURES / "tar-gzip-always")]) == 0
+    out = capsys.readouterr().out
+    assert "tar/legacyhost_fs" in out and out.count("level 2") == 3
+    assert cli_main(["ls", str(FIXTURES / "tar-gzip-always"), "--json"]) == 0
+    assert '"level": 2' in capsys.readouterr().out
+    pf = passphrase_file("tar-gzip-enc-sha256")
+    rc = cli_main(["restore", str(FIXTURES / "tar-gzip-enc-sha256"), "legacyhost_fs",
+                   "--target", str(tmp_path / "o"), "--passphrase-file", str(pf)])
+    assert rc == 0
+    assert snapshot(tmp_path / "o") == expected("tar-gzip-enc-sha256")["generations"][-1]["tree"]
+    rc = cli_main(["restore", str(FIXTURES / "tar-gzip-enc-sha256"), "legacyhost_fs",
+                   "--target", str(tmp_path / "o2")])
+    assert rc == 1
+    assert "passphrase" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
