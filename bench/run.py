@@ -133,6 +133,8 @@ def machine_facts() -> dict:
         "disk": f"{' '.join(dev.split())} ({rota})",
         "kernel": platform.release(),
         "python": platform.python_version(),
+        # The machine may be shared (other sessions' tests): the load says how quiet it was.
+        "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
@@ -301,7 +303,9 @@ class Bench:
         add("")
         add(
             f"Machine: {facts['cpus']} CPUs ({facts['cpu']}), {facts['memory']} RAM, "
-            f"disk {facts['disk']}, Linux {facts['kernel']}, Python {facts['python']}."
+            f"disk {facts['disk']}, Linux {facts['kernel']}, Python {facts['python']}; "
+            f"load average at start {facts['loadavg_at_start']}, at end "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}."
         )
         add(
             f"Corpus: {info.files:,} files + {info.symlinks:,} symlinks, {info.bytes / 1e9:.2f} GB "

@@ -264,6 +264,9 @@ class Ours(Tool):
         self.cli = os.path.join(os.path.dirname(sys.executable), "freezer-ui-agent")
 
     def env(self) -> dict:
+        # Unencrypted run: no passphrase in the environment at all (os.environ is stripped of it).
+        if self.encryption == "none":
+            return {"FREEZER_UI_PASSPHRASE": ""}
         return {"FREEZER_UI_PASSPHRASE": "bench-passphrase"}
 
     def prepare(self, log=print) -> None:
@@ -293,6 +296,8 @@ class Ours(Tool):
             NAME,
             "--hostname",
             HOST,
+            "--cache-dir",
+            os.path.join(self.work, "cache"),  # fresh files cache per run, like the peers'
             "--json",
             "--no-progress",
         ]
@@ -304,7 +309,7 @@ class Ours(Tool):
             "restore",
             "--repo",
             self.repo,
-            "latest",
+            "--latest",
             "--target",
             target,
             "--no-progress",
@@ -312,27 +317,16 @@ class Ours(Tool):
         return Cmd(argv, self.work, self.env())
 
     def parse(self, step: str, stdout: str) -> dict:
+        # --json prints one (pretty-printed) JSON document: files, bytes_*, duration, generation_id.
         try:
-            doc = json.loads(stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            try:
-                doc = json.loads(stdout)
-            except ValueError:
-                return {}
+            doc = json.loads(stdout)
+        except ValueError:
+            return {}
         if not isinstance(doc, dict):
             return {}
-        out = {}
-        for k in (
-            "files",
-            "bytes",
-            "new_bytes",
-            "new_bytes_stored",
-            "stored_bytes",
-            "duration",
-            "generation_id",
-        ):
-            if k in doc:
-                out[k] = doc[k]
+        out = {k: v for k, v in doc.items() if not isinstance(v, (list, dict))}
+        if "bytes_new" in out:
+            out["new_bytes"] = out["bytes_new"]
         return out
 
 
