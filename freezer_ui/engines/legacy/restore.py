@@ -87,7 +87,9 @@ def probe_digest(g: Generation, passphrase: bytes) -> str:
                 raise
         finally:
             chunks.close()  # type: ignore[attr-defined]
-    if truncated is not None and g.size < 1024:
+    if truncated is not None:
+        # A wrong key fails on the compressor's magic bytes, not by running out of input:
+        # running out means the right key met a data file cut short.
         raise truncated
     raise WrongPassphrase(
         str(g.data_path), "wrong passphrase (decrypted data is not a valid archive)"
