@@ -247,7 +247,11 @@ def open_key_file(data: bytes, passphrase: str, repo_id: bytes, where: str) -> K
         raise CorruptData(f"malformed key file: {exc}", key=where) from None
     if file_repo_id != repo_id:
         raise CorruptData("key file belongs to another repository", key=where)
-    if not (2 <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
+    # 128 * n * r bytes of memory: refuse more than 256 MiB whatever the file says.
+    if (
+        not (2 <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16)
+        or n * r > 1 << 21
+    ):
         raise CorruptData("key file has unreasonable scrypt parameters", key=where)
     if len(nonce) != NONCE_LEN:
         raise CorruptData("malformed key file nonce", key=where)
