@@ -229,7 +229,14 @@ class TreeWriter:
     def _rename(self, m: Member, src: list[str], dst: list[str]) -> None:
         if not src or not dst:
             return
-        sfd = self._open_dir(src[:-1], create=False)
+        try:
+            sfd = self._open_dir(src[:-1], create=False)
+        except FileNotFoundError:
+            raise CorruptArchive(
+                self.source,
+                f"dumpdir of {m.name!r} renames missing directory {'/'.join(src)!r} "
+                "(was an earlier level skipped?)",
+            ) from None
         try:
             dfd = self._open_dir(dst[:-1], create=True)
             try:
@@ -296,7 +303,12 @@ class TreeWriter:
             return
         if not src:
             raise UnsafePath(f"hard link to the root {m.linkname!r}")
-        sfd = self._open_dir(src[:-1], create=False) if src[:-1] else os.dup(self.root_fd)
+        try:
+            sfd = self._open_dir(src[:-1], create=False)
+        except FileNotFoundError:
+            raise CorruptArchive(
+                self.source, f"hard link {m.name!r} → {m.linkname!r}: target not restored"
+            ) from None
         try:
             st = self._lstat(src[-1], sfd)
             if st is None:
