@@ -8,7 +8,7 @@ backups to ``--storage local --container DIR``. After each run it records the so
 expected restore result (path → type/mode/sha256/link target), keyed by the backup's timestamp.
 
     python tools/make_legacy_fixtures.py                  # writes tests/legacy/fixtures/
-    python tools/make_legacy_fixtures.py --work /tmp/lw   # venv + scratch dirs (default bench/work/legacy)
+    python tools/make_legacy_fixtures.py --work /tmp/lw   # venv + scratch (bench/work/legacy)
 
 Each scenario becomes ``fixtures/<scenario>/`` (a Freezer container: ``data/`` + ``metadata/``)
 and ``fixtures/<scenario>.expected.json``. Re-running regenerates everything (timestamps differ).
@@ -17,6 +17,7 @@ and ``fixtures/<scenario>.expected.json``. Re-running regenerates everything (ti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -25,24 +26,37 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def _fake_keystone():  # noqa: ANN202 - returns the class, typed in its module
-    """Reuse the benchmark's stub Keystone when it exists, else ours (same interface)."""
+@contextlib.contextmanager
+def fake_keystone() -> Iterator[dict[str, str]]:
+    """Run the benchmark's loopback stub Keystone (bench/fake_keystone.py); yield OS_* env vars.
+
+    The agent needs a Keystone that answers even for --storage local (NOTES-legacy.md); the
+    stub hands out a token and a catalog pointing back at itself, for any credentials.
+    """
+    from bench.fake_keystone import serve
+
+    srv, port = serve(0)
     try:
-        from bench.fake_keystone import FakeKeystone  # type: ignore[import-not-found]
-
-        return FakeKeystone
-    except ImportError:
-        sys.path.insert(0, str(REPO / "tools"))
-        from fake_keystone import FakeKeystone
-
-        return FakeKeystone
+        yield {
+            "OS_AUTH_URL": f"http://127.0.0.1:{port}/v3",
+            "OS_USERNAME": "legacy",
+            "OS_PASSWORD": "legacy",
+            "OS_PROJECT_NAME": "legacy",
+            "OS_USER_DOMAIN_NAME": "Default",
+            "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_IDENTITY_API_VERSION": "3",
+            "OS_REGION_NAME": "RegionOne",
+        }
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 FREEZER_VERSION = "19.0.0"
@@ -294,9 +308,8 @@ def main() -> None:
     src = work / "src"
     src.mkdir(exist_ok=True)
 
-    FakeKeystone = _fake_keystone()
-    with FakeKeystone() as ks:
-        env = dict(os.environ, **ks.env())
+    with fake_keystone() as ks_env:
+        env = dict(os.environ, **ks_env)
         env["PATH"] = f"{work / 'venv' / 'bin'}:{env['PATH']}"
         md5_env = dict(env, PATH=f"{md5_openssl_wrapper(work)}:{env['PATH']}")
         agent = Agent(work, env)

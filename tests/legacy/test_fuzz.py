@@ -107,8 +107,9 @@ MEMBERS = st.lists(
         st.sampled_from([b"0", b"1", b"2", b"5", b"D", b"3", b"6", b"Z"]),
         NAMES,
         st.one_of(NAMES, st.just("OUTSIDE")),
-        st.lists(st.sampled_from(["Ya", "Nb", "Dd", "Rd", "Tlnk", "X./t", "R", "T", "R../x"]),
-                 max_size=4),
+        st.lists(
+            st.sampled_from(["Ya", "Nb", "Dd", "Rd", "Tlnk", "X./t", "R", "T", "R../x"]), max_size=4
+        ),
     ),
     max_size=10,
 )

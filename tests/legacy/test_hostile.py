@@ -202,7 +202,8 @@ def test_real_tar_absolute_names_and_transform(
         outputs.append(
             subprocess.run(
                 ["tar", "--create", "--format=gnu", "-C", str(src), "-f", "-", *extra],
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             ).stdout
         )
     victim_before = victim.read_text()

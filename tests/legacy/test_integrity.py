@@ -34,7 +34,9 @@ def test_wrong_passphrase_fails_before_writing(scenario: str, tmp_path: Path) ->
     assert list(target.iterdir()) == []
     assert leftovers(tmp_path) == []
     with pytest.raises(legacy.WrongPassphrase):
-        legacy.restore(FIXTURES / scenario, "legacyhost_fs", tmp_path / "new", passphrase_file=wrong)
+        legacy.restore(
+            FIXTURES / scenario, "legacyhost_fs", tmp_path / "new", passphrase_file=wrong
+        )
     assert not (tmp_path / "new").exists()
 
 
@@ -49,8 +51,9 @@ def test_passphrase_is_first_line_like_openssl(tmp_path: Path) -> None:
     # openssl -pass file:F uses the first line only: extra lines must not matter.
     pf = tmp_path / "p"
     pf.write_bytes(passphrase_file("tar-gzip-enc-sha256").read_bytes() + b"second line\n")
-    legacy.restore(FIXTURES / "tar-gzip-enc-sha256", "legacyhost_fs", tmp_path / "o",
-                   passphrase_file=pf)
+    legacy.restore(
+        FIXTURES / "tar-gzip-enc-sha256", "legacyhost_fs", tmp_path / "o", passphrase_file=pf
+    )
     assert (tmp_path / "o" / "readme.txt").exists()
 
 
@@ -84,7 +87,9 @@ def test_truncated_data_is_an_error_naming_the_file(
     data.write_bytes(raw[:n])
     target = tmp_path / "o"
     with pytest.raises(legacy.CorruptArchive) as ei:
-        legacy.restore(container, "legacyhost_fs", target, passphrase_file=passphrase_file(scenario))
+        legacy.restore(
+            container, "legacyhost_fs", target, passphrase_file=passphrase_file(scenario)
+        )
     assert str(data) in str(ei.value)
     assert not target.exists()
     assert leftovers(tmp_path) == []
@@ -104,7 +109,9 @@ def test_corrupted_data_is_an_error_naming_the_file(
     data.write_bytes(bytes(raw))
     target = tmp_path / "o"
     with pytest.raises(legacy.LegacyError) as ei:
-        legacy.restore(container, "legacyhost_fs", target, passphrase_file=passphrase_file(scenario))
+        legacy.restore(
+            container, "legacyhost_fs", target, passphrase_file=passphrase_file(scenario)
+        )
     assert str(data) in str(ei.value)
     assert not target.exists()
     assert leftovers(tmp_path) == []

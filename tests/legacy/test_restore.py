@@ -13,9 +13,7 @@ from freezer_ui.engines.legacy.__main__ import main as cli_main
 from .helpers import FIXTURES, expected, leftovers, passphrase_file, scenarios, snapshot
 
 SCENARIOS = scenarios()
-CASES = [
-    (s, i) for s in SCENARIOS for i in range(len(expected(s)["generations"]))
-]
+CASES = [(s, i) for s in SCENARIOS for i in range(len(expected(s)["generations"]))]
 
 
 def test_fixtures_exist() -> None:
@@ -63,15 +61,21 @@ def test_restore_between_and_latest(scenario: str, tmp_path: Path) -> None:
     for i, (a, b) in enumerate(zip(gens, gens[1:], strict=False)):
         if b["timestamp"] - a["timestamp"] > 1:
             t = tmp_path / f"between-{i}"
-            legacy.restore(FIXTURES / scenario, doc["backup"], t, at=b["timestamp"] - 1,
-                           passphrase_file=pf)
+            legacy.restore(
+                FIXTURES / scenario, doc["backup"], t, at=b["timestamp"] - 1, passphrase_file=pf
+            )
             assert snapshot(t) == a["tree"]
     latest = tmp_path / "latest"
     legacy.restore(FIXTURES / scenario, doc["backup"], latest, passphrase_file=pf)
     assert snapshot(latest) == gens[-1]["tree"]
     with pytest.raises(legacy.NoBackupFound):
-        legacy.restore(FIXTURES / scenario, doc["backup"], tmp_path / "early",
-                       at=gens[0]["timestamp"] - 1, passphrase_file=pf)
+        legacy.restore(
+            FIXTURES / scenario,
+            doc["backup"],
+            tmp_path / "early",
+            at=gens[0]["timestamp"] - 1,
+            passphrase_file=pf,
+        )
     assert not (tmp_path / "early").exists()
 
 
@@ -86,7 +90,12 @@ def test_iso_date_is_utc(tmp_path: Path) -> None:
 
 def test_discover_lists_chains_and_generations() -> None:
     (b,) = legacy.discover(FIXTURES / "tar-gzip-maxlevel")
-    assert (b.engine, b.key, b.hostname, b.backup_name) == ("tar", "legacyhost_fs", "legacyhost", "fs")
+    assert (b.engine, b.key, b.hostname, b.backup_name) == (
+        "tar",
+        "legacyhost_fs",
+        "legacyhost",
+        "fs",
+    )
     assert [len(c.generations) for c in b.chains] == [4, 2]  # two chains under one name
     assert [g.level for g in b.generations] == [0, 1, 2, 3, 0, 1]
     assert {g.compression for g in b.generations} == {"gzip"}
@@ -154,7 +163,12 @@ def test_target_must_be_new_or_empty(tmp_path: Path) -> None:
 
 
 def test_hard_links_are_restored_as_links(tmp_path: Path) -> None:
-    legacy.restore(FIXTURES / "tar-bzip2", "legacyhost_fs", tmp_path / "o", at=expected("tar-bzip2")["generations"][0]["timestamp"])
+    legacy.restore(
+        FIXTURES / "tar-bzip2",
+        "legacyhost_fs",
+        tmp_path / "o",
+        at=expected("tar-bzip2")["generations"][0]["timestamp"],
+    )
     a = (tmp_path / "o" / "readme.txt").stat()
     b = (tmp_path / "o" / "hardlink-to-readme").stat()
     assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
@@ -167,12 +181,28 @@ def test_cli_ls_and_restore(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert cli_main(["ls", str(FIXTURES / "tar-gzip-always"), "--json"]) == 0
     assert '"level": 2' in capsys.readouterr().out
     pf = passphrase_file("tar-gzip-enc-sha256")
-    rc = cli_main(["restore", str(FIXTURES / "tar-gzip-enc-sha256"), "legacyhost_fs",
-                   "--target", str(tmp_path / "o"), "--passphrase-file", str(pf)])
+    rc = cli_main(
+        [
+            "restore",
+            str(FIXTURES / "tar-gzip-enc-sha256"),
+            "legacyhost_fs",
+            "--target",
+            str(tmp_path / "o"),
+            "--passphrase-file",
+            str(pf),
+        ]
+    )
     assert rc == 0
     assert snapshot(tmp_path / "o") == expected("tar-gzip-enc-sha256")["generations"][-1]["tree"]
-    rc = cli_main(["restore", str(FIXTURES / "tar-gzip-enc-sha256"), "legacyhost_fs",
-                   "--target", str(tmp_path / "o2")])
+    rc = cli_main(
+        [
+            "restore",
+            str(FIXTURES / "tar-gzip-enc-sha256"),
+            "legacyhost_fs",
+            "--target",
+            str(tmp_path / "o2"),
+        ]
+    )
     assert rc == 1
     assert "passphrase" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()

@@ -1,4 +1,4 @@
-"""``python -m freezer_ui.engines.legacy ls|restore ...``: list and restore upstream Freezer backups.
+"""``python -m freezer_ui.engines.legacy ls|restore ...``: list/restore upstream Freezer backups.
 
     python -m freezer_ui.engines.legacy ls CONTAINER [--json]
     python -m freezer_ui.engines.legacy restore CONTAINER BACKUP --target DIR

@@ -97,9 +97,7 @@ class LegacyBackup:
         """
         limit = parse_at(at)
         zeros = [
-            g
-            for g in self.generations
-            if g.level == 0 and (limit is None or g.timestamp <= limit)
+            g for g in self.generations if g.level == 0 and (limit is None or g.timestamp <= limit)
         ]
         if not zeros:
             when = "" if limit is None else f" at or before {_fmt(limit)}"
@@ -136,7 +134,7 @@ def _fmt(ts: int) -> str:
 
 
 def parse_at(at: At) -> int | None:
-    """A restore date as Unix seconds. Naive dates and strings are UTC, as freezer 19.0 reads them."""
+    """A restore date as Unix seconds; naive dates and strings are UTC, as freezer 19.0 reads."""
     if at is None:
         return None
     if isinstance(at, bool):
@@ -187,7 +185,9 @@ def discover(container: str | Path) -> list[LegacyBackup]:
         raise NoBackupFound(f"{root}: not a directory")
     meta_root = root / "metadata"
     data_root = root / "data"
-    found: dict[tuple[str, str], dict[int, list[Generation]]] = defaultdict(lambda: defaultdict(list))
+    found: dict[tuple[str, str], dict[int, list[Generation]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     notes: dict[tuple[str, str], list[str]] = defaultdict(list)
     seen: set[tuple[str, str, str, str]] = set()
 
@@ -265,9 +265,7 @@ def discover(container: str | Path) -> list[LegacyBackup]:
     return backups
 
 
-def find_backup(
-    backups: list[LegacyBackup], name: str, engine: str | None = None
-) -> LegacyBackup:
+def find_backup(backups: list[LegacyBackup], name: str, engine: str | None = None) -> LegacyBackup:
     """Pick one backup by ``<host>_<name>`` (exact), or by backup name alone when unambiguous."""
     cands = [b for b in backups if engine in (None, b.engine)]
     exact = [b for b in cands if b.key == name]

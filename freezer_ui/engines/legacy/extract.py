@@ -101,7 +101,9 @@ class TreeWriter:
                     nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
                 except OSError as e:
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise UnsafePath(f"{'/'.join(parts)}: {comp!r} is not a directory") from None
+                        raise UnsafePath(
+                            f"{'/'.join(parts)}: {comp!r} is not a directory"
+                        ) from None
                     raise
                 os.close(fd)
                 fd = nfd
@@ -153,7 +155,9 @@ class TreeWriter:
                 self._dir(m, parts)
             elif not parts:
                 self.stats.skipped += 1
-                self.warn(f"{self.source}: skipped non-directory member naming the root: {m.name!r}")
+                self.warn(
+                    f"{self.source}: skipped non-directory member naming the root: {m.name!r}"
+                )
             elif m.is_file:
                 self._file(m, parts, data)
             elif m.type == SYMLINK:
@@ -167,8 +171,10 @@ class TreeWriter:
                 self.warn(f"{self.source}: skipped device node {m.name!r}")
             else:
                 # GNU tar extracts unknown types as regular files; we do the same.
-                self.warn(f"{self.source}: unknown member type {m.type!r} for {m.name!r}, "
-                          "restored as a regular file")
+                self.warn(
+                    f"{self.source}: unknown member type {m.type!r} for {m.name!r}, "
+                    "restored as a regular file"
+                )
                 self._file(m, parts, data)
         except UnsafePath as e:
             self.stats.skipped += 1
@@ -340,7 +346,9 @@ class TreeWriter:
 
     def finish(self) -> None:
         """Apply directory modes/times deepest first (writing children bumps a dir's mtime)."""
-        for rel in sorted(self.dir_meta, key=lambda r: (r.count("/") + (1 if r else 0)), reverse=True):
+        for rel in sorted(
+            self.dir_meta, key=lambda r: r.count("/") + (1 if r else 0), reverse=True
+        ):
             mode, mtime = self.dir_meta[rel]
             try:
                 fd = self._open_dir(rel.split("/") if rel else [], create=False)

@@ -62,7 +62,9 @@ def file_chunks(path: Path, counter: Callable[[int], None] | None = None) -> Ite
             yield chunk
 
 
-def decrypt(chunks: Iterable[bytes], passphrase: bytes, digest: str, source: str) -> Iterator[bytes]:
+def decrypt(
+    chunks: Iterable[bytes], passphrase: bytes, digest: str, source: str
+) -> Iterator[bytes]:
     it = iter(chunks)
     head = b""
     for chunk in it:

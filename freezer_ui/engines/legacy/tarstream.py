@@ -203,10 +203,15 @@ class TarReader:
             first = self._stream.read(BLOCK)
             if not first:
                 raise TruncatedArchive(
-                    self.source, f"archive ends without an end-of-archive marker (tar offset {offset})"
+                    self.source,
+                    f"archive ends without an end-of-archive marker (tar offset {offset})",
                 )
             self._pos += len(first)
-            h = first if len(first) == BLOCK else first + self._read_exact(BLOCK - len(first), "a tar header")
+            h = (
+                first
+                if len(first) == BLOCK
+                else first + self._read_exact(BLOCK - len(first), "a tar header")
+            )
             if h == bytes(BLOCK):
                 # GNU tar writes two zero blocks then pads to its record size; one is enough
                 # to know the archive ended where its writer said so.
@@ -245,7 +250,9 @@ class TarReader:
                 try:
                     size = int(pax["size"])
                 except ValueError:
-                    raise CorruptArchive(self.source, f"bad pax size at tar offset {offset}") from None
+                    raise CorruptArchive(
+                        self.source, f"bad pax size at tar offset {offset}"
+                    ) from None
             long_name = long_link = None
             mtime = self._num(h[136:148], "mtime", offset)
             if "mtime" in pax:
@@ -278,7 +285,8 @@ class TarReader:
             elif typeflag == SPARSE:
                 # Freezer never passes --sparse; restoring one would need the sparse map.
                 raise CorruptArchive(
-                    self.source, f"GNU sparse member {name!r} is not supported (tar offset {offset})"
+                    self.source,
+                    f"GNU sparse member {name!r} is not supported (tar offset {offset})",
                 )
             elif typeflag == MULTIVOL:
                 raise CorruptArchive(
@@ -320,7 +328,9 @@ class TarReader:
             try:
                 length = int(data[pos:sp])
             except ValueError:
-                raise CorruptArchive(self.source, f"bad pax record at tar offset {offset}") from None
+                raise CorruptArchive(
+                    self.source, f"bad pax record at tar offset {offset}"
+                ) from None
             if sp < 0 or length <= 0 or pos + length > len(data):
                 raise CorruptArchive(self.source, f"bad pax record at tar offset {offset}")
             record = data[sp + 1 : pos + length]
