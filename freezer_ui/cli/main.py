@@ -44,7 +44,7 @@ def _error_message(e: BaseException) -> tuple[str, int]:
     if isinstance(e, CliError):
         return str(e), e.code
     if WrongPassphrase and isinstance(e, WrongPassphrase):
-        return f"wrong passphrase: {e}", EXIT_ERROR
+        return (str(e) if "passphrase" in str(e) else f"wrong passphrase: {e}"), EXIT_ERROR
     if isinstance(e, EngineError):
         return str(e), EXIT_ERROR
     if RepositoryError and isinstance(e, RepositoryError):

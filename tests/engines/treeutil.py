@@ -47,7 +47,9 @@ def snapshot(root: str, *, atime: bool = True) -> dict[str, dict[str, Any]]:
             out[rel] = d
     for rel, d in out.items():
         if d["fmt"] == stat.S_IFREG:
-            with open(os.path.join(root, rel), "rb") as f:
+            # O_NOATIME: reading must not change the atimes this snapshot compares
+            fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOATIME)
+            with open(fd, "rb") as f:
                 d["data"] = f.read()
     for group in inodes.values():
         for rel in group:
