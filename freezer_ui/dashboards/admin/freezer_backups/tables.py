@@ -16,7 +16,7 @@ class AdminBackupsTable(utils.PagedDataTable):
     )
     engine = tables.Column("engine_name", verbose_name=_("Engine"))
     storage = tables.Column("storage", verbose_name=_("Storage"))
-    size = tables.Column("size", verbose_name=_("Size"), filters=(project_tables.size,))
+    size = tables.Column("size", verbose_name=_("Size"), filters=(project_tables.bytes_display,))
     status = tables.Column(
         "status", verbose_name=_("Status"), display_choices=project_tables.STATUS_DISPLAY
     )

@@ -44,7 +44,7 @@ def backup_time(backup):
     return utils.timestamp_to_datetime(backup.time_stamp)
 
 
-def size(value):
+def bytes_display(value):
     return filesizeformat(value) if value not in (None, "") else "-"
 
 
@@ -56,8 +56,8 @@ class BackupsTable(utils.PagedDataTable):
     storage = tables.Column("storage", verbose_name=_("Storage"))
     container = tables.Column("container", verbose_name=_("Container"))
     level = tables.Column("level", verbose_name=_("Level"), empty_value="-")
-    size = tables.Column("size", verbose_name=_("Size"), filters=(size,))
-    new = tables.Column("new_bytes", verbose_name=_("New data"), filters=(size,))
+    size = tables.Column("size", verbose_name=_("Size"), filters=(bytes_display,))
+    new = tables.Column("new_bytes", verbose_name=_("New data"), filters=(bytes_display,))
     status = tables.Column(
         "status",
         verbose_name=_("Status"),
