@@ -315,6 +315,7 @@ def prune(
     """Delete data no generation references, under an exclusive lock.
 
     Steps, in this order so that a crash at any point leaves every live generation whole:
+    0. delete packs no index lists (left by interrupted backups; they hold nothing live);
     1. collect live chunk ids from every manifest (any unreadable manifest aborts prune);
     2. copy live chunks out of packs whose live share is below ``rewrite_below`` into new
        packs (blobs are moved as stored: their AAD binds the chunk id, not the pack);
@@ -350,7 +351,15 @@ def prune(
         # Packs that vanished are ignored; packs in no index hold nothing live (a manifest
         # only references indexed chunks), so they are deleted.
         packs = {pid: ents for pid, ents in index.packs.items() if pid in sizes}
-        orphans = [pid for pid in sizes if pid not in index.packs]
+        # Orphans go first: deleting them needs no new index, so a prune on a full disk
+        # frees the space an interrupted backup took before it has to write anything.
+        for pid in [pid for pid in sizes if pid not in index.packs]:
+            try:
+                storage.delete(pack_key(pid))
+                stats.bytes_freed += sizes[pid]
+                stats.packs_deleted += 1
+            except ObjectNotFound:
+                pass
 
         def live_ratio(pid: bytes) -> float:
             lb = sum(e.length for e in packs[pid] if e.chunk_id in live)
@@ -368,7 +377,7 @@ def prune(
 
         keep: dict[bytes, list[PackEntry]] = {}
         rewrite: list[bytes] = []
-        delete: list[bytes] = list(orphans)
+        delete: list[bytes] = []
         for pid in packs:
             ents = per_pack.get(pid, [])
             lb = sum(e.length for e in ents)
@@ -426,7 +435,7 @@ def prune(
                 stats.bytes_freed += sizes[pid]
             except ObjectNotFound:
                 pass
-        stats.packs_deleted = len(delete)
+        stats.packs_deleted += len(delete)
         stats.packs_rewritten = len(rewrite)
         stats.packs_kept = len(keep)
         stats.chunks_removed = len({e.chunk_id for ents in packs.values() for e in ents} - live)

@@ -142,20 +142,22 @@ class Writer:
 
     def close(self, abort: bool = False) -> None:
         """End the session.  Chunks added since the last commit are flushed into packs and
-        indexed (so a later session reuses them) unless ``abort``; no generation is made."""
+        indexed (so a later session reuses them); with ``abort`` pending chunks are dropped
+        and uploaded packs are left for the next session to adopt.  No generation is made."""
         if self._closed or not self._opened:
             return
         try:
             if not abort and self._failed is None:
                 self.flush()
             else:
-                # Keep what is safely uploaded; drop the rest.
+                # Uploaded packs stay without an index object, exactly as after a kill: the
+                # next session adopts them, prune deletes them first when space is short.
+                # Writing an index here could fail anyway (disk full) and gains nothing.
                 for _cid, _size, fut in self._pending:
                     fut.cancel()
                 self._pending.clear()
                 try:
                     self._wait_upload()
-                    self._write_index()
                 except (StorageError, RepositoryError):
                     pass
         finally:
