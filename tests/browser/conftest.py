@@ -1,0 +1,197 @@
+"""End-to-end fixtures: headless Chromium → pytest-django's live server (Horizon + freezer-ui) →
+a real Keystone 30 started from ``demo.keystone`` for the whole session.
+
+Nothing is faked on the way: logins go through ``openstack_auth``'s Keystone backend to the real
+Keystone, and tokens, roles and projects are Keystone's.  The unit-test settings
+(``tests.settings``, built on Horizon's test settings) point at a fake Keystone and offer two
+fake regions and a domain field on the login form; the ``horizon`` fixture overrides exactly
+those for the duration of each browser test.
+
+Missing Chromium or chromedriver is a failure, not a skip: `make test` installs them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+from openstack_auth import policy as openstack_auth_policy
+from openstack_dashboard import defaults as dashboard_defaults
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from demo import keystone as demo_keystone
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# Page loads include Keystone round trips and, on the first page, Horizon's SCSS compilation.
+WAIT = float(os.environ.get("BROWSER_TEST_WAIT", 60))
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def keystone_server(tmp_path_factory):
+    """A real Keystone on a free loopback port, with the demo's admin/demo/other accounts."""
+    server = demo_keystone.KeystoneServer(
+        tmp_path_factory.mktemp("keystone"), demo_keystone.free_port()
+    )
+    server.setup()
+    server.start()
+    try:
+        server.project_ids = server.provision()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chrome(tmp_path_factory):
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(path, os.X_OK):
+            pytest.fail(
+                f"{path} is missing: the browser tests need Debian's chromium and "
+                "chromium-driver (`make test` installs them with apt)",
+                pytrace=False,
+            )
+    profile = tempfile.mkdtemp(prefix="freezer-ui-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT * 2)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Browser:
+    """Thin helpers over the WebDriver; every wait is an explicit WebDriverWait condition."""
+
+    def __init__(self, driver, base_url: str):
+        self.driver = driver
+        self.base_url = base_url.rstrip("/")
+
+    def get(self, path: str) -> None:
+        self.driver.get(self.base_url + path)
+
+    def wait(self, condition, timeout: float = WAIT, message: str = ""):
+        return WebDriverWait(self.driver, timeout).until(condition, message)
+
+    def find(self, css: str, timeout: float = WAIT):
+        return self.wait(
+            EC.presence_of_element_located((By.CSS_SELECTOR, css)), timeout, f"no element {css!r}"
+        )
+
+    def find_all(self, css: str):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def visible(self, css: str, timeout: float = WAIT):
+        return self.wait(
+            EC.visibility_of_element_located((By.CSS_SELECTOR, css)),
+            timeout,
+            f"no visible element {css!r}",
+        )
+
+    @property
+    def path(self) -> str:
+        return self.driver.current_url[len(self.base_url) :]
+
+    def login(self, account: demo_keystone.Account) -> None:
+        self.driver.delete_all_cookies()
+        self.get("/auth/login/")
+        self.visible("#id_username").send_keys(account.username)
+        self.driver.find_element(By.ID, "id_password").send_keys(account.password)
+        self.driver.find_element(By.ID, "loginBtn").click()
+        try:
+            # Success: Horizon leaves the login page and shows the user menu.
+            self.wait(
+                lambda d: (
+                    "/auth/login/" not in d.current_url
+                    and d.find_elements(By.CSS_SELECTOR, "#profile_editor_switcher, .user-menu")
+                ),
+                message="still on the login page",
+            )
+        except TimeoutException:
+            errors = [e.text for e in self.find_all(".alert-danger, .error, .help-block")]
+            raise AssertionError(f"login as {account.username} failed: {errors}") from None
+
+    def logout(self) -> None:
+        # Sign Out is a POST form in the user menu (Django 5 refuses GET logouts).
+        self.visible("#profile_editor_switcher, .user-menu > a").click()
+        self.visible("form[action$='/auth/logout/'] button").click()
+        self.visible("#id_username")
+
+    def screenshot(self, name: str) -> Path:
+        """Save docs/screenshots/<name>.png (the panels' pictures in the docs come from here)."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+
+@pytest.fixture
+def horizon(request, live_server, keystone_server, chrome, settings) -> Browser:
+    """A logged-out browser on the live server, with Horizon pointed at the real Keystone."""
+    settings.OPENSTACK_KEYSTONE_URL = keystone_server.url
+    settings.AUTHENTICATION_BACKENDS = ("openstack_auth.backend.KeystoneBackend",)
+    settings.OPENSTACK_KEYSTONE_DEFAULT_ROLE = "member"
+    # Horizon's test settings add two fake regions and a domain field to the login form.
+    settings.AVAILABLE_REGIONS = []
+    settings.OPENSTACK_KEYSTONE_MULTIDOMAIN_SUPPORT = False
+    settings.OPENSTACK_KEYSTONE_DEFAULT_DOMAIN = "Default"
+    settings.WEBSSO_ENABLED = False
+    # Horizon's test settings switch policy checks off (every rule passes); production checks
+    # them against the shipped policy files, and so must an end-to-end test of who sees what.
+    for name in (
+        "POLICY_CHECK_FUNCTION",
+        "POLICY_FILES_PATH",
+        "POLICY_FILES",
+        "POLICY_DIRS",
+        "DEFAULT_POLICY_FILES",
+    ):
+        setattr(settings, name, getattr(dashboard_defaults, name))
+    openstack_auth_policy.reset()  # the enforcer caches the policy files it loaded first
+    request.addfinalizer(openstack_auth_policy.reset)
+    # Horizon's test settings set a 1 s default socket timeout (against accidental network calls
+    # in unit tests).  The live server's connections and Horizon's Keystone calls inherit it,
+    # and a browser keeps idle keep-alive connections open far longer; WebDriver's page-load
+    # timeout and pytest-timeout bound a hang instead.
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(None)
+    request.addfinalizer(lambda: socket.setdefaulttimeout(old_timeout))
+    browser = Browser(chrome, live_server.url)
+    # Cookies are per origin: visit it before clearing, so no session leaks between tests.
+    browser.get("/auth/login/")
+    chrome.delete_all_cookies()
+    return browser
