@@ -90,8 +90,11 @@ def export_tar(
             ti.mode = int(item.get("mode", 0o644)) & 0o7777
             ti.uid, ti.gid = int(item.get("uid", 0)), int(item.get("gid", 0))
             ti.uname, ti.gname = item.get("user") or "", item.get("group") or ""
-            ti.mtime = int(item.get("mtime_ns", 0)) / 1e9
-            pax: dict[str, str] = {}
+            mtime_ns = int(item.get("mtime_ns", 0))
+            ti.mtime = mtime_ns // 1_000_000_000
+            # exact nanoseconds as a decimal string (a float would lose the last digits)
+            sec, ns = divmod(mtime_ns, 1_000_000_000)
+            pax: dict[str, str] = {"mtime": f"{sec}.{ns:09d}"} if ns else {}
             for k, v in (item.get("xattrs") or {}).items():
                 pax["SCHILY.xattr." + k] = v.decode("utf-8", "surrogateescape")
             if pax:
