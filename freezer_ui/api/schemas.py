@@ -172,16 +172,18 @@ JOB = {
 JOB_PATCH = {"type": "object", "properties": _JOB_PROPERTIES, "additionalProperties": False}
 
 # An action document carries the freezer_action keys at its top level too (freezer-api merges
-# both property sets); max_retries* and mandatory land in INTEGER/BOOLEAN columns.
+# both property sets).  freezer-api does not check the nested freezer_action's values here (a
+# job checks them), but it stores freezer_action.action in a NOT NULL column, reads the object
+# with .keys(), and max_retries* land in INTEGER columns: all refused by the server one way or
+# another, so refused here with a field error.
 _ACTION_PROPERTIES: dict[str, Any] = {
     **FREEZER_ACTION_PROPERTIES,
     "action_id": _string(ID_PATTERN),
     "user_id": _string(ID_PATTERN),
     "project_id": _string(ID_PATTERN),
-    "freezer_action": FREEZER_ACTION,
+    "freezer_action": {"type": "object", "required": ["action"]},
     "max_retries": _INTEGER,
     "max_retries_interval": _INTEGER,
-    "mandatory": _BOOLEAN,
 }
 ACTION = {
     "type": "object",
@@ -335,6 +337,35 @@ def expand_action_defaults(doc: dict[str, Any]) -> None:
                 action[key] = value
 
 
+def _check_inline_actions(job: dict[str, Any], *, project_id: str, user_id: str) -> None:
+    # freezer-api stores every job action given without action_id as an action of its own
+    # before it looks at the job, so each must also pass the action rules.
+    errors: dict[str, str] = {}
+    actions = job.get("job_actions")
+    for index, entry in enumerate(actions if isinstance(actions, list) else []):
+        if isinstance(entry, Mapping) and not entry.get("action_id"):
+            try:
+                new_action(entry, project_id=project_id, user_id=user_id)
+            except ValidationError as error:
+                for path, message in error.errors.items():
+                    errors.setdefault(f"job_actions.{index}.{path}".rstrip("."), message)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_all(*checks: Any) -> None:
+    """Run every check, then raise one ValidationError holding all their errors."""
+    errors: dict[str, str] = {}
+    for run in checks:
+        try:
+            run()
+        except ValidationError as error:
+            for path, message in error.errors.items():
+                errors.setdefault(path, message)
+    if errors:
+        raise ValidationError(errors)
+
+
 def new_job(doc: Any, *, project_id: str, user_id: str) -> dict[str, Any]:
     """A job as freezer-api stores it on create: owner set, ID chosen, creation time stamped."""
     job = _object(doc)
@@ -343,18 +374,24 @@ def new_job(doc: Any, *, project_id: str, user_id: str) -> dict[str, Any]:
     if isinstance(schedule, dict):
         schedule.update(time_created=int(time.time()), time_started=-1, time_ended=-1)
     job.update(user_id=user_id, project_id=project_id, job_id=job.get("job_id") or uuid.uuid4().hex)
-    check("job", job)
+    _check_all(
+        lambda: check("job", job),
+        lambda: _check_inline_actions(job, project_id=project_id, user_id=user_id),
+    )
     job.pop("_version", None)
     return job
 
 
-def job_patch(patch: Any) -> dict[str, Any]:
+def job_patch(patch: Any, *, project_id: str = "project", user_id: str = "user") -> dict[str, Any]:
     """A job patch: owner and ID cannot change, so they are dropped before the rules apply."""
     patch = _object(patch)
     expand_action_defaults(patch)
     for key in ("user_id", "job_id", "user_credentials"):
         patch.pop(key, None)
-    check("job_patch", patch)
+    _check_all(
+        lambda: check("job_patch", patch),
+        lambda: _check_inline_actions(patch, project_id=project_id, user_id=user_id),
+    )
     patch.pop("_version", None)
     return patch
 

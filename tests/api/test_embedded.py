@@ -97,6 +97,16 @@ def test_unknown_or_foreign_action_reference_is_refused(alice, bob):
     assert models.Job.objects.count() == 0
 
 
+def test_unchecked_action_values_are_caught_when_a_job_uses_them(alice):
+    # freezer-api accepts any freezer_action.action in an action document; a job using it is
+    # refused because its client cannot run such an action.
+    action_id = alice.actions.create({"freezer_action": backup_action(action="explode")})
+    with pytest.raises(ValidationError) as err:
+        alice.jobs.create(job_doc(job_actions=[{"action_id": action_id}]))
+    assert "job_actions.0.freezer_action.action" in err.value.errors
+    assert models.Job.objects.count() == 0
+
+
 def test_reference_with_a_different_definition_is_refused(alice):
     action_id = alice.actions.create({"freezer_action": backup_action()})
     entry = {"action_id": action_id, "freezer_action": backup_action(backup_name="other")}
@@ -391,7 +401,8 @@ def test_patch_cannot_change_owner_or_id(alice):
 @pytest.mark.parametrize(
     "doc,path",
     [
-        ({"freezer_action": backup_action(action="explode")}, "freezer_action.action"),
+        ({"freezer_action": {"mode": "fs"}}, "freezer_action.action"),
+        ({"freezer_action": "backup"}, "freezer_action"),
         ({"backup_name": "x"}, "freezer_action"),
         ({"freezer_action": backup_action(), "max_retries": "five"}, "max_retries"),
         ({"freezer_action": backup_action(), "mode": "floppy"}, "mode"),

@@ -316,7 +316,7 @@ class EmbeddedTransport(BaseTransport):
             getattr(self, f"_update_{kind}")(ctx, row, patch)
 
     def _update_jobs(self, ctx: Context, row: Any, patch: Mapping[str, Any]) -> None:
-        changes = schemas.job_patch(patch)
+        changes = schemas.job_patch(patch, project_id=ctx.project_id, user_id=ctx.user_id)
         job = {**row.doc, **changes}
         if "job_actions" in changes:
             actions = self._resolve_actions(ctx, changes["job_actions"])

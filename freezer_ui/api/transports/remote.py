@@ -284,7 +284,7 @@ class RemoteTransport(BaseTransport):
     def update(self, ctx: Context, kind: Kind, doc_id: str, patch: Mapping[str, Any]) -> None:
         body = dict(patch)
         if kind == "jobs":
-            schemas.job_patch(body)
+            schemas.job_patch(body, project_id=ctx.project_id, user_id=ctx.user_id)
             current = self.get(ctx, kind, doc_id)
             body.setdefault("job_schedule", current.get("job_schedule") or {})
             if "job_actions" in body:
