@@ -1,6 +1,9 @@
 """First proof: Horizon's own TestCase runs under pytest-django with our settings."""
 
+import pathlib
+
 from django.conf import settings
+from django.contrib.staticfiles import finders
 
 from tests.dashboards import helpers
 
@@ -18,3 +21,9 @@ class HarnessTests(helpers.TestCase):
         user = res.context["request"].user
         self.assertEqual(user.tenant_id, self.tenant.id)
         self.assertFalse(user.has_perms(("openstack.roles.admin",)))
+
+    def test_checkout_serves_root_templates_and_static(self):
+        # AppConfig.path points at the repository root in a checkout (freezer_ui/apps.py).
+        found = finders.find("freezer_ui/css/freezer_ui.css")
+        root = pathlib.Path(__file__).resolve().parents[2]
+        self.assertEqual(found, str(root / "static/freezer_ui/css/freezer_ui.css"))

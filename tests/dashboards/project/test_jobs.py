@@ -50,6 +50,7 @@ class JobIndexTests(helpers.TestCase):
         self.assertContains(res, "Weekly /home")
         self.assertContains(res, "Every 6 hours")
         self.assertContains(res, 'id="jobs"')
+        self.assertContains(res, 'href="/static/freezer_ui/css/freezer_ui.css"')
         self.assertNotContains(res, 'href="?offset=')
         self.mock_job_list.assert_called_once_with(IsHttpRequest(), limit=20, offset=0, search=None)
 
