@@ -20,7 +20,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from django.db import transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
@@ -73,6 +74,12 @@ class EmbeddedTransport(BaseTransport):
 
     def __init__(self, using: str | None = None) -> None:
         self.using = using or conf.database_alias()
+        if self.using not in connections.databases:
+            raise ImproperlyConfigured(
+                f"FREEZER_UI_DATABASE is {self.using!r} but DATABASES has no such alias: add "
+                f"DATABASES[{self.using!r}] = freezer_ui.conf.embedded_database(STATE_DIR) and "
+                "DATABASE_ROUTERS = ['freezer_ui.db_router.FreezerUIRouter'] (docs/install.md)"
+            )
 
     # ----------------------------------------------------------------- queries
     def _rows(self, ctx: Context, kind: Kind, *, all_projects: bool = False) -> QuerySet:
