@@ -77,6 +77,8 @@ class Lock:
         self.key: str | None = None
         self._taken_at = 0.0
         self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
 
     def _write(self) -> str:
         key = LOCKS_PREFIX + os.urandom(16).hex()
@@ -122,6 +124,7 @@ class Lock:
             self.key = self._write()
             conflicts = self._conflicts()
             if not conflicts:
+                self._start_refresher()
                 return self
             self._remove()
             if time.monotonic() >= deadline:
@@ -129,6 +132,20 @@ class Lock:
             # jitter: two lockers that keep colliding would otherwise retry in lockstep
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
+
+    def _start_refresher(self) -> None:
+        # A holder that computes for a long time without touching the storage (a files-cache
+        # walk, a slow upload) must not look stale to other hosts: refresh in the background.
+        self._stop.clear()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="fzui-lock", daemon=True)
+        self._refresher.start()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(REFRESH_EVERY):
+            try:
+                self.refresh()
+            except StorageError:
+                pass  # retried at the next tick; staleness needs STALE_AFTER of failures
 
     def refresh(self, force: bool = False) -> None:
         """Rewrite the lock object so other hosts do not consider it stale."""
@@ -153,6 +170,7 @@ class Lock:
             self.key = None
 
     def release(self) -> None:
+        self._stop.set()
         with self._mutex:
             self._remove()
 

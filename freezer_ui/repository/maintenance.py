@@ -445,11 +445,43 @@ def prune(
         return stats
 
 
+def rebuild_index(repo: Repository, *, lock_timeout: float | None = None) -> int:
+    """Replace every index object by one built from the pack trailers.
+
+    The repair for a damaged or lost index: packs are self-describing (§5 of the format).
+    Damaged packs are left out (``verify`` names them).  Runs under an exclusive lock: the
+    new index is written before the old ones are deleted, so a crash leaves a valid index.
+    """
+    storage = repo.storage
+    timeout = repo.lock_timeout if lock_timeout is None else lock_timeout
+    with Lock(storage, exclusive=True, timeout=timeout):
+        packs: dict[bytes, list[PackEntry]] = {}
+        for obj in list(storage.list(PACKS_PREFIX)):
+            pack_id = parse_pack_key(obj.key)
+            if pack_id is None:
+                continue
+            try:
+                packs[pack_id] = repo.read_pack_trailer(pack_id, obj.size)
+            except (RepositoryError, StorageError):
+                continue
+        old = [o.key for o in storage.list(INDEX_PREFIX)]
+        new_id = os.urandom(16)
+        storage.put(index_key(new_id), [dump_index(repo.envelope, new_id, packs)])
+        for key in old:
+            try:
+                storage.delete(key)
+            except ObjectNotFound:
+                pass
+        repo.refresh_index()
+        return len(packs)
+
+
 __all__ = [
     "PruneStats",
     "RetentionPolicy",
     "VerifyReport",
     "forget",
     "prune",
+    "rebuild_index",
     "verify",
 ]

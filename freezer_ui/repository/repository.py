@@ -306,9 +306,12 @@ class Repository:
                     if index_id is None:
                         continue
                     data = self.storage.get_bytes(obj.key)
-                    for pack_id, entries in parse_index(
-                        self.envelope, index_id, data, obj.key
-                    ).items():
+                    try:
+                        packs = parse_index(self.envelope, index_id, data, obj.key)
+                    except CorruptData as exc:
+                        exc.args = (f"{exc}; rebuild_index() rebuilds the index from the packs",)
+                        raise
+                    for pack_id, entries in packs.items():
                         idx.add_pack(pack_id, entries)
                     idx.index_ids.append(index_id)
             except ObjectNotFound:
@@ -453,6 +456,12 @@ class Repository:
         from freezer_ui.repository.maintenance import prune
 
         return prune(self, progress=progress, **kwargs)
+
+    def rebuild_index(self) -> int:
+        """Rebuild the index from the pack trailers (exclusive lock); returns packs indexed."""
+        from freezer_ui.repository.maintenance import rebuild_index
+
+        return rebuild_index(self)
 
     def __repr__(self) -> str:
         return f"<Repository {self.id} at {self.storage.url} ({self.encryption})>"

@@ -54,7 +54,9 @@ class Writer:
     bounded: at most ``max_pending`` chunks wait for the pool, one pack is being filled and
     one is being uploaded.
 
-    The writer holds a shared lock for its whole life (prune waits for it).  ``progress``,
+    A writer is fed from one thread (its methods are not thread-safe); run one writer per
+    thread for parallel backups.  The writer holds a shared lock for its whole life (prune
+    waits for it).  ``progress``,
     when given, is advanced by the plaintext size of every chunk passed to ``add_chunk``
     (new or deduplicated), so engines only count files.
     """

@@ -138,3 +138,19 @@ def test_lock_refresh_replaces_object(storage: LocalStorage) -> None:
     assert lock.key != first and [o.key for o in storage.list("locks/")] == [lock.key]
     lock.release()
     assert not list(storage.list("locks/"))
+
+
+def test_lock_is_refreshed_in_background(
+    storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from freezer_ui.repository import locks
+
+    monkeypatch.setattr(locks, "REFRESH_EVERY", 0.02)
+    lock = Lock(storage, exclusive=False).acquire()
+    first = lock.key
+    deadline = time.monotonic() + 30
+    while lock.key == first and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lock.key != first
+    lock.release()
+    assert not list(storage.list("locks/"))

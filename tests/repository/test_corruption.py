@@ -171,3 +171,31 @@ def test_sampled_verify_still_checks_structure(templates: dict[str, Path]) -> No
         assert report.ok and report.packs_sampled == 0 and report.packs_checked >= 3
         report = repo.verify(sample=0.5)
         assert report.ok and 0 < report.packs_sampled < report.packs_checked
+
+
+@pytest.mark.parametrize("enc", ENCRYPTIONS)
+def test_damaged_or_lost_index_is_rebuilt_from_packs(templates: dict[str, Path], enc: str) -> None:
+    for damage in ("flip", "delete"):
+        for root in _copy(templates[enc]):
+            storage = LocalStorage(str(root))
+            gens = {
+                g.id: restore_blob(reopen(storage, enc), g.id)
+                for g in reopen(storage, enc).generations()
+            }
+            for path in (root / "index").iterdir():
+                if damage == "delete":
+                    path.unlink()
+                else:
+                    raw = bytearray(path.read_bytes())
+                    raw[len(raw) // 2] ^= 0x10
+                    path.write_bytes(bytes(raw))
+            repo = reopen(storage, enc)
+            assert not repo.verify().ok
+            if damage == "flip":
+                with pytest.raises(CorruptData, match="rebuild_index"):
+                    repo.refresh_index()
+            assert repo.rebuild_index() >= 3
+            again = reopen(storage, enc)
+            assert again.verify().ok
+            for gen_id, files in gens.items():
+                assert restore_blob(again, gen_id) == files
