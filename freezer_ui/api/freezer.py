@@ -176,6 +176,11 @@ def client_list(
     return _page(freezerclient(request).clients, Client, limit, offset, search, all_projects)
 
 
+def client_create(request, info: dict) -> str:
+    """Register (or re-register) an agent host; returns its client_id."""
+    return freezerclient(request).clients.create(info)
+
+
 def client_get(request, client_id) -> Client:
     return Client(freezerclient(request).clients.get(client_id))
 

@@ -30,7 +30,7 @@ def make_request(project="proj-a", user="alice", roles=("member",), catalog=()):
 @pytest.fixture
 def member(db):
     request = make_request()
-    api.freezerclient(request).clients.create({"client_id": HOST, "hostname": HOST})
+    assert api.client_create(request, {"client_id": HOST, "hostname": HOST}) == HOST
     return request
 
 
