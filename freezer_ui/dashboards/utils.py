@@ -16,15 +16,38 @@ from freezer_ui.api import freezer as api_freezer
 # for non-admins) enforce it, so hiding a link is never the only guard.
 ADMIN_PERMISSIONS = ("openstack.roles.admin",)
 
-# freezer-api's job states (job_schedule.status) in the order the overview shows them.
-JOB_STATUSES = (
-    ("scheduled", _("Scheduled")),
+# What a job is doing (see job_state), in the order the overview shows the states.
+JOB_STATES = (
     ("running", _("Running")),
+    ("starting", _("Start requested")),
+    ("scheduled", _("Scheduled")),
+    ("stopping", _("Stop requested")),
     ("completed", _("Completed")),
     ("stop", _("Stopped")),
+    ("new", _("Not started")),
     ("aborting", _("Aborting")),
     ("aborted", _("Aborted")),
+    ("removed", _("Removed")),
 )
+# States in which a job may be started, and in which it may be stopped.
+STARTABLE_STATES = ("new", "stop", "completed", "aborted")
+STOPPABLE_STATES = ("starting", "scheduled", "running")
+
+
+def job_state(job):
+    """What the job is doing, for people: freezer-api's status refined by its pending event.
+
+    A start or stop is a request (``job_schedule.event``) that the agent acts on later, while
+    ``status`` still shows the old state; showing only the status would offer "Start" again on
+    a job that is about to start.
+    """
+    status = job.status or ""
+    if job.event == "start" and status not in ("scheduled", "running"):
+        return "starting"
+    if job.event == "stop" and status in ("scheduled", "running"):
+        return "stopping"
+    return status or "new"
+
 
 # Query parameter that carries the offset of a page; a plain number, so a hand-edited URL can
 # only ask for another page, never for another project's data.

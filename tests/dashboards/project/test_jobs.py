@@ -145,6 +145,15 @@ class JobActionTests(helpers.TestCase):
         self.client.post(INDEX_URL, {"action": "jobs__start__job-1"})
         self.mock_job_start.assert_not_called()
 
+    @create_mocks({api_freezer: ["job_list"]})
+    def test_a_requested_start_shows_as_such(self):
+        # The agent has not picked the start up yet: status is still empty, the event says start.
+        self.mock_job_list.return_value = ([helpers.job(status="", event="start")], False)
+        res = self.client.get(INDEX_URL)
+        self.assertContains(res, "Start requested")
+        self.assertNotContains(res, "jobs__start__job-1")
+        self.assertContains(res, "jobs__stop__job-1")
+
     @create_mocks({api_freezer: ["job_list", "job_start"]})
     def test_start_failure_is_reported(self):
         self.mock_job_list.return_value = ([helpers.job(status="stop")], False)
@@ -290,8 +299,13 @@ class JobUpdateAndDetailTests(helpers.TestCase):
         job = helpers.job(schedule_end_date="2031-01-01T00:00:00")
         doc = job.to_dict()
         doc["job_actions"][0]["freezer_action"]["exclude"] = "*.tmp"
+        doc["job_actions"][0]["action_id"] = "action-1"
         doc["job_actions"].append(
-            {"freezer_action": {"action": "exec", "command": "sync"}, "max_retries": 1}
+            {
+                "action_id": "action-2",
+                "freezer_action": {"action": "exec", "command": "sync"},
+                "max_retries": 1,
+            }
         )
         return type(job)(doc)
 
@@ -332,8 +346,15 @@ class JobUpdateAndDetailTests(helpers.TestCase):
         backup, extra = patch["job_actions"]
         self.assertEqual(backup["freezer_action"]["path_to_backup"], "/srv")
         self.assertEqual(backup["freezer_action"]["exclude"], "*.tmp")
+        # The changed action goes without its ID (stored anew); the untouched one keeps its ID.
+        self.assertNotIn("action_id", backup)
         self.assertEqual(
-            extra, {"freezer_action": {"action": "exec", "command": "sync"}, "max_retries": 1}
+            extra,
+            {
+                "action_id": "action-2",
+                "freezer_action": {"action": "exec", "command": "sync"},
+                "max_retries": 1,
+            },
         )
 
     @create_mocks({api_freezer: ["job_get"]})

@@ -15,7 +15,7 @@ class AdminJobsTable(utils.PagedDataTable):
     storage = tables.Column("storage", verbose_name=_("Storage"))
     schedule = tables.Column(project_tables._schedule, verbose_name=_("Schedule"))
     status = tables.Column(
-        "status", verbose_name=_("Status"), display_choices=project_tables.STATUS_DISPLAY
+        utils.job_state, verbose_name=_("Status"), display_choices=utils.JOB_STATES
     )
     result = tables.Column(
         "result",

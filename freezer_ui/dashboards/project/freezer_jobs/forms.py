@@ -188,7 +188,13 @@ class UpdateJobForm(JobForm):
                 merged.update(new_action["freezer_action"])
                 if not data.get("remove_older_than"):
                     merged.pop("remove_older_than", None)
-                actions[index] = dict(action, **dict(new_action, freezer_action=merged))
+                entry = dict(action, **dict(new_action, freezer_action=merged))
+                # A job's actions are stored documents of their own (freezer-api): a changed
+                # action is sent without its ID so the API stores it as a new one, instead of
+                # refusing a job that disagrees with the stored action.
+                for key in ("action_id", "user_id", "project_id"):
+                    entry.pop(key, None)
+                actions[index] = entry
                 break
         else:
             actions.insert(0, new_action)

@@ -6,11 +6,7 @@ from horizon import tables
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.dashboards import utils
 
-# A job can be started when nothing is queued or running for it, and stopped when something is.
-STARTABLE = ("stop", "completed", "aborted", "")
-STOPPABLE = ("scheduled", "running")
-
-STATUS_DISPLAY = utils.JOB_STATUSES + (("removed", _("Removed")),)
+STATUS_DISPLAY = utils.JOB_STATES
 
 RESULT_DISPLAY = (
     ("success", _("Success")),
@@ -52,7 +48,7 @@ class StartJob(tables.BatchAction):
         return ngettext_lazy("Started Job", "Started Jobs", count)
 
     def allowed(self, request, job=None):
-        return job is None or (job.status or "") in STARTABLE
+        return job is None or utils.job_state(job) in utils.STARTABLE_STATES
 
     def action(self, request, obj_id):
         api_freezer.job_start(request, obj_id)
@@ -72,7 +68,7 @@ class StopJob(tables.BatchAction):
         return ngettext_lazy("Stopped Job", "Stopped Jobs", count)
 
     def allowed(self, request, job=None):
-        return job is None or job.status in STOPPABLE
+        return job is None or utils.job_state(job) in utils.STOPPABLE_STATES
 
     def action(self, request, obj_id):
         api_freezer.job_stop(request, obj_id)
@@ -118,18 +114,20 @@ class JobsTable(utils.PagedDataTable):
     storage = tables.Column("storage", verbose_name=_("Storage"))
     schedule = tables.Column(_schedule, verbose_name=_("Schedule"))
     status = tables.Column(
-        "status",
+        utils.job_state,
         verbose_name=_("Status"),
         status=True,
         status_choices=(
-            ("scheduled", True),
             ("running", None),
+            ("starting", None),
+            ("stopping", None),
             ("aborting", None),
-            ("completed", True),
-            ("stop", True),
             ("aborted", False),
             ("removed", False),
-            ("", True),
+            ("scheduled", True),
+            ("completed", True),
+            ("stop", True),
+            ("new", True),
         ),
         display_choices=STATUS_DISPLAY,
     )

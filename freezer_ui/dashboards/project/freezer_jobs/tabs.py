@@ -11,7 +11,11 @@ class OverviewTab(tabs.Tab):
 
     def get_context_data(self, request):
         job = self.tab_group.kwargs["job"]
-        return {"job": job, "schedule_text": utils.schedule_display(job.schedule_interval)}
+        return {
+            "job": job,
+            "state": dict(utils.JOB_STATES).get(utils.job_state(job), job.status),
+            "schedule_text": utils.schedule_display(job.schedule_interval),
+        }
 
 
 class ActionsTab(tabs.Tab):

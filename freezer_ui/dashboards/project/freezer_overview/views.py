@@ -21,7 +21,7 @@ class IndexView(views.HorizonTemplateView):
         counts, offset, more = collections.Counter(), 0, True
         while more and offset < MAX_COUNTED_JOBS:
             jobs, more = api_freezer.job_list(self.request, limit=PAGE, offset=offset)
-            counts.update((job.status or "stop") for job in jobs)
+            counts.update(utils.job_state(job) for job in jobs)
             offset += len(jobs)
             if not jobs:
                 break
@@ -50,7 +50,8 @@ class IndexView(views.HorizonTemplateView):
             job_count_complete=complete,
             job_statuses=[
                 {"status": status, "label": label, "count": counts.get(status, 0)}
-                for status, label in utils.JOB_STATUSES
+                for status, label in utils.JOB_STATES
+                if counts.get(status) or status in ("running", "scheduled", "completed", "stop")
             ],
             recent_backups=backups,
             backup_count=backup_count,

@@ -1,0 +1,83 @@
+"""The Jobs panel against the real API layer and embedded store (no mocks).
+
+The mocked tests pin what the views send; this one proves the typed document the form builds
+is one the API accepts, and that the panel reads back what it stored.
+"""
+
+from django.urls import reverse
+
+from freezer_ui.api.client import FreezerClient
+from freezer_ui.api.transports.embedded import EmbeddedTransport
+from tests.dashboards import helpers
+from tests.dashboards.project.test_jobs import form_data
+
+INDEX_URL = reverse("horizon:project:freezer_jobs:index")
+CREATE_URL = reverse("horizon:project:freezer_jobs:create")
+
+
+class EmbeddedJobsTests(helpers.TestCase):
+    def setUp(self):
+        super().setUp()
+        # An agent registers itself; the panel has no "add client" form, so the test does it.
+        self.store = FreezerClient(
+            EmbeddedTransport(), project_id=self.tenant.id, user_id=self.user.id, roles=["member"]
+        )
+        # freezer-api's client registration takes the client info; the store wraps it.
+        self.store.clients.create(
+            {"client_id": "host-1", "hostname": "host-1", "supported_engines": ["tar"]}
+        )
+
+    def test_create_list_start_stop_delete(self):
+        res = self.client.post(CREATE_URL, form_data(description="Real job <em>1</em>"))
+        self.assertNoFormErrors(res)
+        self.assertRedirectsNoFollow(res, INDEX_URL)
+
+        (job,) = self.store.jobs.list(limit=10)
+        self.assertEqual(job["project_id"], self.tenant.id)
+        self.assertEqual(job["job_schedule"]["schedule_interval"], "6 hours")
+        job_id = job["job_id"]
+
+        res = self.client.get(INDEX_URL)
+        self.assertContains(res, "Real job &lt;em&gt;1&lt;/em&gt;")
+        self.assertContains(res, f"jobs__start__{job_id}")
+
+        self.client.post(INDEX_URL, {"action": f"jobs__start__{job_id}"})
+        self.assertEqual(self.store.jobs.get(job_id)["job_schedule"]["event"], "start")
+        res = self.client.get(INDEX_URL)
+        self.assertContains(res, "Start requested")
+
+        self.client.post(INDEX_URL, {"action": f"jobs__stop__{job_id}"})
+        self.assertEqual(self.store.jobs.get(job_id)["job_schedule"]["event"], "stop")
+
+        detail = self.client.get(reverse("horizon:project:freezer_jobs:detail", args=[job_id]))
+        self.assertContains(detail, "Every 6 hours")
+
+        self.client.post(INDEX_URL, {"action": f"jobs__delete__{job_id}"})
+        self.assertEqual(list(self.store.jobs.list(limit=10)), [])
+
+    def test_edit_round_trip(self):
+        self.client.post(CREATE_URL, form_data())
+        (job,) = self.store.jobs.list(limit=10)
+        url = reverse("horizon:project:freezer_jobs:update", args=[job["job_id"]])
+        res = self.client.get(url)
+        self.assertEqual(res.context["form"].initial["interval_unit"], "hours")
+        res = self.client.post(
+            url,
+            form_data(job_id=job["job_id"], schedule_kind="continuous", backup_name="etc2"),
+        )
+        self.assertNoFormErrors(res)
+        stored = self.store.jobs.get(job["job_id"])
+        self.assertEqual(stored["job_schedule"]["schedule_interval"], "continuous")
+        self.assertEqual(stored["job_actions"][0]["freezer_action"]["backup_name"], "etc2")
+
+    def test_another_projects_job_is_not_listed(self):
+        other = FreezerClient(
+            EmbeddedTransport(), project_id="other-project", user_id="u2", roles=["member"]
+        )
+        other.clients.create({"client_id": "host-9", "hostname": "host-9"})
+        doc = helpers.job().to_dict()
+        for key in ("job_id", "project_id", "user_id"):
+            doc.pop(key)
+        other.jobs.create(dict(doc, client_id="host-9", description="not yours"))
+        res = self.client.get(INDEX_URL)
+        self.assertNotContains(res, "not yours")
