@@ -9,7 +9,6 @@ import copy
 import json
 import pathlib
 import subprocess
-import sys
 
 import pytest
 
@@ -18,9 +17,6 @@ from freezer_ui.api.exceptions import ValidationError
 from tests.api.conftest import backup_action, job_doc
 from tests.api.test_embedded import BAD_JOBS, BAD_SCHEDULES, GOOD_SCHEDULES
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-FAPI_VENV = ROOT / ".venv-fapi"
-FAPI_PYTHON = FAPI_VENV / "bin" / "python"
 SCRIPT = pathlib.Path(__file__).with_name("_fapi_verdicts.py")
 OWNER = {"project_id": "proj-a", "user_id": "alice"}
 
@@ -151,36 +147,6 @@ def _our_verdict(kind, doc):
     except ValidationError:
         return False
     return True
-
-
-def _usable(python):
-    if not python.exists():
-        return False
-    check = [str(python), "-c", "import freezer_api.common.elasticv2_utils"]
-    return subprocess.run(check, capture_output=True, timeout=120).returncode == 0
-
-
-@pytest.fixture(scope="session")
-def freezer_api_python():
-    if not _usable(FAPI_PYTHON):
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "venv", "--clear", str(FAPI_VENV)],
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-            install = [str(FAPI_PYTHON), "-m", "pip", "install", "-q", "freezer-api==19.0.0"]
-            subprocess.run(install, check=True, capture_output=True, timeout=900)
-        except (OSError, subprocess.SubprocessError) as error:
-            detail = getattr(error, "stderr", b"") or b""
-            pytest.skip(
-                f"cannot install freezer-api 19.0.0 into {FAPI_VENV}: {error} "
-                f"{detail.decode(errors='replace')[-300:]}"
-            )
-    if not _usable(FAPI_PYTHON):
-        pytest.skip(f"{FAPI_VENV} exists but cannot import freezer_api")
-    return FAPI_PYTHON
 
 
 def _freezer_api_verdicts(python, corpus):
