@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import blake3
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -168,7 +168,8 @@ class Envelope:
 # --- checksummed plaintext objects (config, key files) ------------------------------------
 def dump_checked(magic: bytes, version: int, doc: dict[str, Any]) -> bytes:
     """``magic(8) | u32 version | msgpack(doc) | blake3(all previous bytes)(32)``."""
-    body = magic + struct.pack("<I", version) + msgpack.packb(doc, use_bin_type=True)
+    packed: bytes = msgpack.packb(doc, use_bin_type=True)
+    body = magic + struct.pack("<I", version) + packed
     return body + blake3.blake3(body).digest()
 
 
@@ -216,7 +217,7 @@ def make_key_file(
     r, p = 8, 1
     kek = _kek(passphrase, salt, scrypt_n, r, p)
     nonce = os.urandom(NONCE_LEN)
-    secret = msgpack.packb(
+    secret: bytes = msgpack.packb(
         {"enc_key": keys.enc_key, "id_key": keys.id_key, "repo_id": repo_id}, use_bin_type=True
     )
     wrapped = AESGCM(kek).encrypt(nonce, secret, KEYFILE_MAGIC + repo_id)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from freezer_ui.repository.crypto import (
     BLOB_INDEX,
@@ -101,7 +101,8 @@ def valid_generation_id(gen_id: str) -> bool:
 
 # --- msgpack helpers ----------------------------------------------------------------------
 def packb(doc: Any) -> bytes:
-    return msgpack.packb(doc, use_bin_type=True)
+    out: bytes = msgpack.packb(doc, use_bin_type=True)
+    return out
 
 
 def unpackb(data: bytes, where: str) -> Any:

@@ -105,13 +105,13 @@ def verify(
                 by_chunk.setdefault(e.chunk_id, e)
 
     # packs
-    pack_objs = {}
+    pack_objs: dict[bytes, int] = {}
     for obj in storage.list(PACKS_PREFIX):
-        pack_id = parse_pack_key(obj.key)
-        if pack_id is None:
+        maybe_id = parse_pack_key(obj.key)
+        if maybe_id is None:
             report.warnings.append(f"unexpected object {obj.key}")
             continue
-        pack_objs[pack_id] = obj.size
+        pack_objs[maybe_id] = obj.size
     for pack_id in indexed:
         if pack_id not in pack_objs:
             report.errors.append(f"index lists missing pack {pack_key(pack_id)}")
@@ -175,12 +175,12 @@ def verify(
                 except ValueError as exc:
                     raise CorruptData(f"bad item: {exc}", key=manifest_key(gen_id)) from None
                 for cid, size in refs:
-                    e = by_chunk.get(cid)
-                    if e is None:
+                    found = by_chunk.get(cid)
+                    if found is None:
                         raise MissingChunk(
                             f"chunk {cid.hex()} of item {item.get('path', n)!r} not in the index"
                         )
-                    if e.size != size:
+                    if found.size != size:
                         raise CorruptData(
                             f"chunk {cid.hex()} size disagrees with the index",
                             key=manifest_key(gen_id),

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import blake3
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from freezer_ui.progress import Progress
 from freezer_ui.repository import chunker as _chunker
