@@ -38,6 +38,10 @@ BLOB_MANIFEST = b"M"
 
 ENCRYPTIONS = ("none", "aes-256-gcm")
 
+PROBE_MIN = 256 << 10
+PROBE_LEN = 64 << 10
+PROBE_RATIO = 0.97
+
 # Objects other than chunks (index, manifest, trailer) may be large but not unbounded: a
 # corrupt zstd frame header must not make us allocate gigabytes.
 MAX_META_SIZE = 1 << 30
@@ -86,7 +90,7 @@ class Envelope:
     ) -> bytes:
         """Compress (if it shrinks) and encrypt/checksum ``data``; return the stored blob."""
         payload: bytes
-        if compress and data:
+        if compress and data and self._worth_compressing(data):
             packed = self._compressor().compress(data)
             # Keep zstd only when it actually saves space: incompressible data stays raw.
             if len(packed) < len(data):
@@ -101,6 +105,16 @@ class Envelope:
             return bytes([ENVELOPE_NONE]) + payload + tag
         nonce = os.urandom(NONCE_LEN)
         return bytes([ENVELOPE_AES_GCM]) + nonce + self._aead.encrypt(nonce, payload, aad)
+
+    def _worth_compressing(self, data: bytes) -> bool:
+        # Already-compressed data (media, archives, encrypted files) is common in backups and
+        # zstd spends as long failing on it as succeeding elsewhere.  A 64 KiB probe from the
+        # middle of a large chunk decides; writers may skip compression, readers do not care.
+        if len(data) < PROBE_MIN:
+            return True
+        mid = len(data) // 2
+        probe = data[mid : mid + PROBE_LEN]
+        return len(self._compressor().compress(probe)) < len(probe) * PROBE_RATIO
 
     def open(
         self,

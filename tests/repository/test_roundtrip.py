@@ -242,3 +242,19 @@ def test_scrypt_cost_recorded(storage: LocalStorage) -> None:
     assert Repository.open(storage, "pw").encrypted
     with pytest.raises(ObjectNotFound):
         storage.get_bytes("keys/other")
+
+
+def test_compression_only_when_it_shrinks(repo: Repository) -> None:
+    noise = os.urandom(600_000)
+    zeros = bytes(600_000)
+    with repo.writer() as w:
+        w.add_chunk(noise)
+        w.flush()
+        noise_stored = w.stats["stored_bytes"]
+        w.add_chunk(zeros)
+        w.flush()
+        zeros_stored = w.stats["stored_bytes"] - noise_stored
+    assert len(noise) < noise_stored <= len(noise) + 64  # raw plus envelope overhead
+    assert zeros_stored < 1000
+    assert repo.read_chunk(repo.chunk_id(noise)) == noise
+    assert repo.read_chunk(repo.chunk_id(zeros)) == zeros
