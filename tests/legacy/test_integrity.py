@@ -72,7 +72,14 @@ def _last_data(container: Path) -> Path:
     return b.generations[-1].data_path
 
 
-DAMAGEABLE = ["tar-gzip-maxlevel", "tar-bzip2", "tar-xz", *ENCRYPTED]
+DAMAGEABLE = [
+    "tar-gzip-maxlevel",
+    "tar-bzip2",
+    "tar-xz",
+    *ENCRYPTED,
+    "rsyncv2-gzip-l0",
+    "rsyncv2-bzip2-l0",
+]
 
 
 @pytest.mark.parametrize("scenario", DAMAGEABLE)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .errors import CorruptArchive
+from .errors import CorruptArchive, LegacyError
 from .tarstream import BLKDEV, CHRDEV, FIFO, HARDLINK, SYMLINK, Member
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -179,6 +179,10 @@ class TreeWriter:
         except UnsafePath as e:
             self.stats.skipped += 1
             self.warn(f"{self.source}: skipped {m.name!r}: {e}")
+        except OSError as e:
+            # Disk full, permissions, or a member no filesystem can hold: fail the restore with
+            # the member and the data file named (restore() then discards the partial tree).
+            raise LegacyError(f"{self.source}: cannot restore {m.name!r}: {e}") from e
 
     def _dir(self, m: Member, parts: list[str]) -> None:
         rel = "/".join(parts)
@@ -289,6 +293,8 @@ class TreeWriter:
         self.stats.bytes += written
 
     def _symlink(self, m: Member, parts: list[str]) -> None:
+        if not m.linkname:
+            raise UnsafePath("symlink with an empty target")
         pfd = self._open_dir(parts[:-1], create=True)
         try:
             self._remove(parts[-1], pfd, "/".join(parts))
@@ -309,6 +315,8 @@ class TreeWriter:
             return
         if not src:
             raise UnsafePath(f"hard link to the root {m.linkname!r}")
+        if src == parts:
+            raise UnsafePath("hard link to itself")
         try:
             sfd = self._open_dir(src[:-1], create=False)
         except FileNotFoundError:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from . import rsync
 from .discovery import At, Generation, LegacyBackup, discover, find_backup
 from .errors import (
     CorruptArchive,
@@ -58,10 +59,14 @@ class RestoreResult:
 
 def _check_supported(gens: list[Generation]) -> None:
     for g in gens:
-        if g.engine != "tar" or g.metadata.get("engine_name", "tar") != "tar":
+        engine = g.metadata.get("engine_name", g.engine)
+        if g.engine == "rsync" and engine == "rsync":
+            rsync.check_supported(g)
+            continue
+        if g.engine != "tar" or engine != "tar":
             raise UnsupportedBackup(
-                f"{g.data_path}: engine {g.metadata.get('engine_name', g.engine)!r} is not "
-                "supported yet (only the tar engine is)"
+                f"{g.data_path}: engine {engine!r} is not supported yet (tar and rsyncv2 "
+                "level 0 are)"
             )
         if (g.compression or "none") not in COMPRESSIONS:
             raise UnsupportedBackup(f"{g.data_path}: unknown compression {g.compression!r}")
@@ -152,6 +157,9 @@ def restore(
     try:
         for g in gens:
             writer.source = str(g.data_path)
+            if g.engine == "rsync":
+                rsync.apply_level0(g, writer, counter)
+                continue
             chunks = plain_stream(
                 g.data_path,
                 g.compression,

@@ -91,6 +91,8 @@ def decrypt(
 def _new_decompressor(compression: str) -> Any:
     if compression == "gzip":
         return zlib.decompressobj(wbits=31)  # 31 = gzip wrapper, checks CRC32 and ISIZE
+    if compression == "zlib":  # rsyncv2's "gzip" is a bare zlib stream
+        return zlib.decompressobj()
     if compression == "bzip2":
         return bz2.BZ2Decompressor()
     if compression == "xz":
@@ -111,7 +113,7 @@ def decompress(chunks: Iterable[bytes], compression: str | None, source: str) ->
     if compression in (None, "", "none"):
         yield from chunks
         return
-    is_zlib = compression == "gzip"
+    is_zlib = compression in ("gzip", "zlib")
     d = _new_decompressor(compression)
     try:
         for chunk in chunks:
