@@ -1,15 +1,21 @@
 """A backup process for crash and concurrency tests (run as a script; no pytest import).
 
 Usage: python crash_child.py ROOT SEED [PASSPHRASE]
-Prints "ready" once its writer session is open, "done <gen_id>" after commit.
+Prints "ready" once its writer session is open, "done <gen_id> <puts>" after commit.
+With FZUI_CRASH_AT="before:N" or "mid:N" the process SIGKILLs itself at its N-th storage
+put (before it starts, or after the first part of the object was written to the temp file):
+deterministic kill points that do not depend on machine load.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import os
 import random
+import signal
 import sys
+from collections.abc import Iterable, Iterator
 
 from freezer_ui.repository import Repository
 from freezer_ui.storage import LocalStorage
@@ -48,12 +54,38 @@ def backup(repo: Repository, seed: int, announce: bool = False) -> tuple[str, di
         return gen_id, dict(w.stats)
 
 
+class KillingStorage(LocalStorage):
+    """Counts puts; SIGKILLs the process at the configured one."""
+
+    def __init__(self, root: str, crash_at: str | None) -> None:
+        super().__init__(root, create=False)
+        self.puts = 0
+        self.mode, self.at = (
+            (crash_at.split(":")[0], int(crash_at.split(":")[1])) if crash_at else ("", -1)
+        )
+
+    def put(self, key: str, chunks: Iterable[bytes]) -> int:
+        self.puts += 1
+        if self.puts == self.at:
+            if self.mode == "before":
+                os.kill(os.getpid(), signal.SIGKILL)
+            chunks = self._die_midway(chunks)
+        return super().put(key, chunks)
+
+    @staticmethod
+    def _die_midway(chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for part in chunks:
+            yield part[: max(1, len(part) // 2)]
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main() -> None:
     root, seed = sys.argv[1], int(sys.argv[2])
     passphrase = sys.argv[3] if len(sys.argv) > 3 else None
-    repo = Repository.open(LocalStorage(root, create=False), passphrase)
+    storage = KillingStorage(root, os.environ.get("FZUI_CRASH_AT"))
+    repo = Repository.open(storage, passphrase)
     gen_id, _ = backup(repo, seed, announce=True)
-    print("done", gen_id, flush=True)
+    print("done", gen_id, storage.puts, flush=True)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,14 @@ ROOT = str(Path(__file__).resolve().parents[2])
 TRIALS = 24
 
 
-def _spawn(root: Path, seed: int, enc: str) -> subprocess.Popen[str]:
+def _spawn(root: Path, seed: int, enc: str, crash_at: str | None = None) -> subprocess.Popen[str]:
     args = [sys.executable, CHILD, str(root), str(seed)]
     if enc != "none":
         args.append(PASSPHRASE)
     env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("FZUI_CRASH_AT", None)
+    if crash_at:
+        env["FZUI_CRASH_AT"] = crash_at
     return subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -77,6 +80,7 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
     duration = time.monotonic() - t0
     assert p.returncode == 0, err
     assert out.startswith("done")
+    total_puts = int(out.split()[2])
 
     outcomes: Counter[str] = Counter()
     partial_reuse = 0
@@ -85,11 +89,19 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         root = tmp_path / f"t{trial}"
         storage = LocalStorage(str(root))
         make_repo(storage, enc)
-        p = _spawn(root, seed, enc)
-        _wait_ready(p)
-        time.sleep(rnd.uniform(0, duration * 1.1))
-        p.send_signal(signal.SIGKILL)
+        if trial % 2:
+            # timed kill from outside: lands anywhere, including inside library calls
+            p = _spawn(root, seed, enc)
+            _wait_ready(p)
+            time.sleep(rnd.uniform(0, duration * 1.1))
+            p.send_signal(signal.SIGKILL)
+        else:
+            # the child kills itself at its N-th put, before it or halfway through it
+            mode = rnd.choice(["before", "mid"])
+            # (put 1 is the lock, before "ready": the child may die before it says anything)
+            p = _spawn(root, seed, enc, f"{mode}:{rnd.randint(1, total_puts)}")
         p.communicate()
+        assert p.returncode == -signal.SIGKILL or p.returncode == 0
 
         repo = reopen(storage, enc)
         report = repo.verify()
