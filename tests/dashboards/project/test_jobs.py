@@ -136,6 +136,20 @@ class JobActionTests(helpers.TestCase):
         self.assertRedirectsNoFollow(res, INDEX_URL)
         self.mock_job_stop.assert_called_once_with(IsHttpRequest(), "job-1")
 
+    @create_mocks({api_freezer: ["job_list", "job_abort"]})
+    def test_abort_a_running_job(self):
+        self.mock_job_list.return_value = ([helpers.job(status="running")], False)
+        res = self.client.post(INDEX_URL, {"action": "jobs__abort__job-1"})
+        self.assertRedirectsNoFollow(res, INDEX_URL)
+        self.mock_job_abort.assert_called_once_with(IsHttpRequest(), "job-1")
+
+    @create_mocks({api_freezer: ["job_list", "job_abort"]})
+    def test_only_a_running_job_can_be_aborted(self):
+        self.mock_job_list.return_value = ([helpers.job(status="stop")], False)
+        self.assertNotContains(self.client.get(INDEX_URL), "jobs__abort__job-1")
+        self.client.post(INDEX_URL, {"action": "jobs__abort__job-1"})
+        self.mock_job_abort.assert_not_called()
+
     @create_mocks({api_freezer: ["job_list", "job_start"]})
     def test_running_job_cannot_be_started_again(self):
         self.mock_job_list.return_value = ([helpers.job(status="running")], False)

@@ -38,6 +38,7 @@ class StartJob(tables.BatchAction):
     name = "start"
     classes = ("btn-confirm",)
     icon = "play"
+    help_text = _("The job's agent starts it when it next asks for work.")
 
     @staticmethod
     def action_present(count):
@@ -58,6 +59,7 @@ class StopJob(tables.BatchAction):
     name = "stop"
     classes = ("btn-danger",)
     icon = "stop"
+    help_text = _("No new run starts; a run in progress is left to finish (use Abort to end it).")
 
     @staticmethod
     def action_present(count):
@@ -72,6 +74,27 @@ class StopJob(tables.BatchAction):
 
     def action(self, request, obj_id):
         api_freezer.job_stop(request, obj_id)
+
+
+class AbortJob(tables.BatchAction):
+    name = "abort"
+    classes = ("btn-danger",)
+    icon = "times"
+    help_text = _("The run in progress is ended; what it stored so far is not a backup.")
+
+    @staticmethod
+    def action_present(count):
+        return ngettext_lazy("Abort Job", "Abort Jobs", count)
+
+    @staticmethod
+    def action_past(count):
+        return ngettext_lazy("Aborted Job", "Aborted Jobs", count)
+
+    def allowed(self, request, job=None):
+        return job is None or utils.job_state(job) == "running"
+
+    def action(self, request, obj_id):
+        api_freezer.job_abort(request, obj_id)
 
 
 class DeleteJob(tables.DeleteAction):
@@ -140,4 +163,4 @@ class JobsTable(utils.PagedDataTable):
         verbose_name = _("Backup Jobs")
         status_columns = ("status",)
         table_actions = (JobFilter, CreateJob, DeleteJob)
-        row_actions = (StartJob, StopJob, UpdateJob, DeleteJob)
+        row_actions = (StartJob, StopJob, AbortJob, UpdateJob, DeleteJob)
