@@ -303,6 +303,7 @@ class PruneStats:
     bytes_freed: int = 0
     index_objects_replaced: int = 0
     missing_chunks: int = 0
+    leftovers_removed: int = 0
 
 
 def prune(
@@ -320,7 +321,8 @@ def prune(
     2. copy live chunks out of packs whose live share is below ``rewrite_below`` into new
        packs (blobs are moved as stored: their AAD binds the chunk id, not the pack);
     3. write one new index object listing every live chunk;
-    4. delete the old index objects, then the dead and rewritten packs.
+    4. delete the old index objects, then the dead and rewritten packs, then the debris of
+       interrupted uploads (``Storage.remove_leftovers``).
     Readers that opened the repository before reload their index when a pack vanishes.
     """
     stats = PruneStats()
@@ -439,6 +441,7 @@ def prune(
         stats.packs_rewritten = len(rewrite)
         stats.packs_kept = len(keep)
         stats.chunks_removed = len({e.chunk_id for ents in packs.values() for e in ents} - live)
+        stats.leftovers_removed = storage.remove_leftovers()
         repo.refresh_index()
         if progress is not None:
             progress.finish()

@@ -151,6 +151,16 @@ class Storage(ABC):
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
 
+    def remove_leftovers(self, older_than: float = 3600.0) -> int:
+        """Delete debris of interrupted ``put`` calls (temp files, unfinished multipart
+        uploads) older than ``older_than`` seconds; return how many were removed.
+
+        Interrupted puts never become visible objects, but a killed process may leave their
+        temporary data behind.  The repository calls this from prune, under its exclusive
+        lock.  The default does nothing (storages without such debris).
+        """
+        return 0
+
     def get_bytes(self, key: str) -> bytes:
         """Convenience: the whole object as bytes (only for small objects)."""
         return b"".join(self.get(key))

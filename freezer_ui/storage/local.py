@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -179,6 +180,22 @@ class LocalStorage(Storage):
                 except FileNotFoundError:
                     continue  # deleted while listing
                 yield ObjectInfo(key, size)
+
+    def remove_leftovers(self, older_than: float = 3600.0) -> int:
+        cutoff = time.time() - older_than
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if not name.startswith(_TMP_PREFIX):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
 
     def delete(self, key: str) -> None:
         try:

@@ -165,3 +165,8 @@ class StorageContract:
         again = get_storage(storage.url)
         assert type(again) is type(storage)
         assert again.get_bytes("k") == b"v"
+
+    def test_remove_leftovers_keeps_objects(self, storage: Storage) -> None:
+        storage.put("a/k", [b"v"])
+        assert storage.remove_leftovers(older_than=0) >= 0
+        assert storage.get_bytes("a/k") == b"v"

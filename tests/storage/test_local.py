@@ -142,3 +142,16 @@ def test_enospc_is_storage_full_and_leaves_nothing(small_fs: Path) -> None:
     assert names == ["small"], "temp file must be removed after ENOSPC"
     assert s.get_bytes("small") == b"x" * 1000
     s.put("after", [b"y" * 1000])  # space came back
+
+
+def test_remove_leftovers_of_killed_puts(tmp_path: Path) -> None:
+    s = LocalStorage(str(tmp_path / "s"))
+    s.put("data/ab/k", [b"v"])
+    old = tmp_path / "s" / "data" / "ab" / ".tmp-0123"
+    young = tmp_path / "s" / "data" / ".tmp-4567"
+    old.write_bytes(b"partial")
+    young.write_bytes(b"partial")
+    os.utime(old, (1_000_000, 1_000_000))
+    assert s.remove_leftovers(older_than=3600) == 1
+    assert not old.exists() and young.exists()
+    assert s.get_bytes("data/ab/k") == b"v"
