@@ -95,7 +95,10 @@ def test_truncated_data_is_an_error_naming_the_file(
     target = tmp_path / "o"
     with pytest.raises(legacy.CorruptArchive) as ei:
         legacy.restore(
-            container, "legacyhost_fs", target, passphrase_file=passphrase_file(scenario)
+            container,
+            expected(scenario)["backup"],
+            target,
+            passphrase_file=passphrase_file(scenario),
         )
     assert str(data) in str(ei.value)
     assert not target.exists()
@@ -117,7 +120,10 @@ def test_corrupted_data_is_an_error_naming_the_file(
     target = tmp_path / "o"
     with pytest.raises(legacy.LegacyError) as ei:
         legacy.restore(
-            container, "legacyhost_fs", target, passphrase_file=passphrase_file(scenario)
+            container,
+            expected(scenario)["backup"],
+            target,
+            passphrase_file=passphrase_file(scenario),
         )
     assert str(data) in str(ei.value)
     assert not target.exists()
