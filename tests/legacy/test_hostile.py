@@ -219,3 +219,40 @@ def test_real_tar_absolute_names_and_transform(
     _outside_untouched(world)
     assert list(world["target"].iterdir()) == []
     assert any("'..'" in w for w in res.warnings)
+
+
+def test_rsyncv2_hostile_headers(world: dict[str, Path]) -> None:
+    """The rsyncv2 reader feeds the same guarded writer; skipped files' data is still consumed."""
+    import json
+    import zlib
+
+    import msgpack
+
+    out = str(world["outside"])
+    reg = 0o100644
+
+    def f(path: str, size: int) -> dict[str, object]:
+        return {"path": path, "inode": {"mode": reg, "mtime": 1, "size": size}}
+
+    headers = [
+        f("../outside/victim", 5),
+        {"path": "lnk", "inode": {"mode": 0o120777, "mtime": 1, "size": 0}, "lname": out},
+        f("lnk/victim", 5),
+        f(out + "/abs", 3),
+        f("ok", 2),
+    ]
+    payload = msgpack.packb(headers) + b"pwnedpwnedabsok"
+    rel = Path("rsync") / "host_evil" / "1700000000" / "0_1700000000"
+    d = world["root"] / "c" / "data" / rel
+    d.mkdir(parents=True)
+    (d / "data").write_bytes(zlib.compress(payload, 9))
+    m = world["root"] / "c" / "metadata" / rel
+    m.mkdir(parents=True)
+    meta = {"engine_name": "rsync", "compression": "gzip", "rsync_block_size": 4096}
+    (m / "metadata").write_text(json.dumps(meta | {"encryption": False}))
+    res = legacy.restore(world["root"] / "c", "host_evil", world["target"])
+    _outside_untouched(world)
+    t = world["target"]
+    assert (t / "ok").read_bytes() == b"ok"  # data stayed in step after the skipped members
+    assert (t / out.lstrip("/") / "abs").read_bytes() == b"abs"
+    assert res.stats.skipped == 2
