@@ -299,6 +299,28 @@ class JobCreateTests(helpers.TestCase):
         self.mock_job_create.assert_not_called()
 
     @create_mocks({api_freezer: ["client_list", "job_create"]})
+    def test_unlisted_agents_are_not_called_missing(self):
+        self.mock_client_list.side_effect = api_exceptions.Unavailable("freezer-api is down")
+        res = self.client.get(CREATE_URL)
+        self.assertEqual(res.status_code, 200)
+        self.assertContains(res, "The list of agents could not be retrieved")
+        self.assertNotContains(res, "No agent has registered")
+
+    @create_mocks({api_freezer: ["job_list", "job_get"]})
+    def test_a_busy_row_refreshes_itself(self):
+        self.mock_job_list.return_value = ([helpers.job(status="running")], False)
+        res = self.client.get(INDEX_URL)
+        self.assertContains(res, "data-update-url=")
+        self.mock_job_get.return_value = helpers.job(status="completed")
+        res = self.client.get(
+            INDEX_URL + "?action=row_update&table=jobs&obj_id=job-1",
+            HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+        )
+        self.assertEqual(res.status_code, 200)
+        self.assertContains(res, "Completed")
+        self.mock_job_get.assert_called_once_with(IsHttpRequest(), "job-1")
+
+    @create_mocks({api_freezer: ["client_list", "job_create"]})
     def test_unavailable_on_create_keeps_the_form(self):
         self.mock_client_list.return_value = ([helpers.client()], False)
         self.mock_job_create.side_effect = api_exceptions.Unavailable("freezer-api is down")

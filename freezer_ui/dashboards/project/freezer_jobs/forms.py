@@ -117,7 +117,7 @@ class JobForm(dashboard_forms.ScheduleForm):
             clients, _more = api_freezer.client_list(request, limit=1000, offset=0)
         except Exception:
             exceptions.handle(request, _("Unable to retrieve the backup agents."))
-            clients = []
+            return [("", _("The list of agents could not be retrieved"))]
         if not clients:
             # freezer-api needs a client_id on every job: without an agent there is nothing to
             # pick, and the required field says so instead of letting a job fail later.

@@ -121,6 +121,14 @@ class JobFilter(tables.FilterAction):
     filter_choices = (("search", _("Text ="), True),)
 
 
+class UpdateRow(tables.Row):
+    # Rows of jobs that are starting, running or stopping refresh themselves until they settle.
+    ajax = True
+
+    def get_data(self, request, job_id):
+        return api_freezer.job_get(request, job_id)
+
+
 def _detail_url(job):
     return reverse("horizon:project:freezer_jobs:detail", args=(job.id,))
 
@@ -162,5 +170,6 @@ class JobsTable(utils.PagedDataTable):
         name = "jobs"
         verbose_name = _("Backup Jobs")
         status_columns = ("status",)
+        row_class = UpdateRow
         table_actions = (JobFilter, CreateJob, DeleteJob)
         row_actions = (StartJob, StopJob, AbortJob, UpdateJob, DeleteJob)
