@@ -53,6 +53,7 @@ from freezer_ui.repository.format import (
     MAX_CHUNK_SIZE,
     PACK_FOOTER_LEN,
     PACK_HEADER_LEN,
+    PACKS_PREFIX,
     PackEntry,
     check_pack_header,
     manifest_key,
@@ -61,6 +62,7 @@ from freezer_ui.repository.format import (
     parse_index,
     parse_manifest,
     parse_obj_key,
+    parse_pack_key,
     parse_trailer,
     valid_generation_id,
 )
@@ -123,6 +125,10 @@ class ChunkIndex:
         self.by_chunk: dict[bytes, tuple[bytes, int, int, int]] = {}
         self.packs: dict[bytes, list[PackEntry]] = {}
         self.index_ids: list[bytes] = []
+        # Every pack in storage when the index was loaded (id -> size), and the packs index
+        # objects list but storage no longer has (lost or removed by a crashed prune).
+        self.pack_sizes: dict[bytes, int] = {}
+        self.missing_packs: set[bytes] = set()
 
     def add_pack(self, pack_id: bytes, entries: list[PackEntry]) -> None:
         self.packs.setdefault(pack_id, []).extend(entries)
@@ -297,9 +303,15 @@ class Repository:
 
     # --- index ----------------------------------------------------------------------------
     def refresh_index(self) -> ChunkIndex:
-        """Reload the merged chunk index from every ``index/*`` object."""
+        """Reload the merged chunk index from every ``index/*`` object.
+
+        Packs that index objects list but the storage does not hold are left out: their
+        chunks then count as absent, so the next backup stores them again and generations
+        that referenced them become whole again (chunk ids are content addresses).
+        """
         for _attempt in range(5):
             idx = ChunkIndex()
+            loaded = []
             try:
                 for obj in sorted(self.storage.list(INDEX_PREFIX), key=lambda o: o.key):
                     index_id = parse_obj_key(obj.key, INDEX_PREFIX)
@@ -307,15 +319,25 @@ class Repository:
                         continue
                     data = self.storage.get_bytes(obj.key)
                     try:
-                        packs = parse_index(self.envelope, index_id, data, obj.key)
+                        loaded.append(parse_index(self.envelope, index_id, data, obj.key))
                     except CorruptData as exc:
                         exc.args = (f"{exc}; rebuild_index() rebuilds the index from the packs",)
                         raise
-                    for pack_id, entries in packs.items():
-                        idx.add_pack(pack_id, entries)
                     idx.index_ids.append(index_id)
             except ObjectNotFound:
                 continue  # an index object vanished (prune compacted them): list again
+            # Listed after the index objects: a pack is written before any index names it,
+            # so every pack of a freshly read index object is already visible here.
+            for obj in self.storage.list(PACKS_PREFIX):
+                pack_id = parse_pack_key(obj.key)
+                if pack_id is not None:
+                    idx.pack_sizes[pack_id] = obj.size
+            for packs in loaded:
+                for pack_id, entries in packs.items():
+                    if pack_id in idx.pack_sizes:
+                        idx.add_pack(pack_id, entries)
+                    else:
+                        idx.missing_packs.add(pack_id)
             with self._index_mutex:
                 self._index = idx
             return idx

@@ -26,7 +26,6 @@ from freezer_ui.repository.errors import CorruptData, MissingChunk, RepositoryEr
 from freezer_ui.repository.format import (
     FORMAT_VERSION,
     MAX_CHUNK_SIZE,
-    PACKS_PREFIX,
     ManifestDoc,
     PackBuilder,
     PackEntry,
@@ -36,7 +35,6 @@ from freezer_ui.repository.format import (
     item_chunk_refs,
     manifest_key,
     pack_key,
-    parse_pack_key,
 )
 from freezer_ui.repository.locks import Lock
 from freezer_ui.repository.repository import ChunkRef
@@ -119,12 +117,11 @@ class Writer:
 
     def _adopt_orphan_packs(self) -> None:
         """Index the packs no index lists (left by a killed session) so they are reused."""
-        for obj in list(self.storage.list(PACKS_PREFIX)):
-            pack_id = parse_pack_key(obj.key)
-            if pack_id is None or pack_id in self._index.packs:
+        for pack_id, size in list(self._index.pack_sizes.items()):
+            if pack_id in self._index.packs:
                 continue
             try:
-                entries = self.repo.read_pack_trailer(pack_id, obj.size)
+                entries = self.repo.read_pack_trailer(pack_id, size)
             except (CorruptData, StorageError):
                 continue  # not ours to fix: verify reports it, prune removes it
             self._index.add_pack(pack_id, entries)

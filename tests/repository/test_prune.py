@@ -133,3 +133,23 @@ def test_older_than_policy(repo: Repository) -> None:
     assert {g.id for g in repo.generations()} == {old, new}
     assert repo.forget(RetentionPolicy(older_than=timedelta(days=7))) == [old]
     assert [g.id for g in repo.generations()] == [new]
+
+
+def test_lost_pack_is_healed_by_next_backup(
+    repo: Repository, storage: LocalStorage, encryption: str
+) -> None:
+    files = {"f": random.Random(5).randbytes(300_000)}
+    g1 = backup_blob(repo, files)
+    victim = sorted(o.key for o in storage.list("data/"))[0]
+    storage.delete(victim)
+    damaged = reopen(storage, encryption)
+    assert not damaged.verify().ok
+    with pytest.raises(MissingChunk):
+        restore_blob(damaged, g1)
+    # The next backup of the same data sees the lost chunks as absent and stores them again;
+    # being content-addressed, they make the old generation whole again.
+    backup_blob(damaged, files)
+    assert restore_blob(reopen(storage, encryption), g1) == files
+    damaged.prune()  # drops the stale index entries
+    report = reopen(storage, encryption).verify()
+    assert report.ok, report.errors
