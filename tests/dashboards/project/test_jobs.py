@@ -403,6 +403,24 @@ class JobUpdateAndDetailTests(helpers.TestCase):
         self.assertContains(res, "Action 1: backup")
         self.assertNotContains(res, PAYLOAD)
 
+    @create_mocks({api_freezer: ["job_get", "backup_list"]})
+    def test_detail_backups_tab_lists_the_jobs_backups(self):
+        self.mock_job_get.return_value = helpers.job()
+        self.mock_backup_list.return_value = (
+            [helpers.backup(), helpers.backup(backup_id="b-2", time_stamp=1893600000)],
+            False,
+        )
+        url = reverse("horizon:project:freezer_jobs:detail", args=["job-1"])
+        res = self.client.get(url + "?tab=job_details__backups")
+        self.assertEqual(res.status_code, 200)
+        self.assertContains(res, 'id="job_backups"')
+        self.assertContains(res, "gen-1")
+        self.mock_backup_list.assert_called_once_with(
+            IsHttpRequest(), limit=50, offset=0, search={"match": [{"backup_name": "etc"}]}
+        )
+        rows = res.context["tab_group"].get_tab("backups")._tables["job_backups"].data
+        self.assertEqual([b.id for b in rows], ["b-2", "backup-1"])  # newest first
+
     @create_mocks({api_freezer: ["job_get"]})
     def test_detail_of_a_missing_job_redirects_with_a_message(self):
         self.mock_job_get.side_effect = api_exceptions.NotFound("no job job-x")
