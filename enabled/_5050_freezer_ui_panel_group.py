@@ -9,7 +9,9 @@ PANEL_GROUP = "freezer_ui"
 PANEL_GROUP_NAME = _("Backup and Restore")
 # Dashboard the group belongs to.
 PANEL_GROUP_DASHBOARD = "project"
-# Django app that carries the templates, static files and models (AppConfig in apps.py).
+# Django app that carries the templates, static files and models.  The package name, not the
+# AppConfig path: Horizon also uses these names as packages (translations, static discovery),
+# and Django picks freezer_ui.apps.FreezerUIConfig, the module's only AppConfig, by itself.
 ADD_INSTALLED_APPS = ["freezer_ui"]
 # Which API errors Horizon shows as messages, as "not found", or as a forced logout.
 ADD_EXCEPTIONS = {
