@@ -1,0 +1,340 @@
+"""What each ``freezer_action`` does, with our engines and repository.
+
+The options are freezer-api's / the upstream agent's where they exist, so a job written for
+freezer-scheduler reads the same here:
+
+* ``backup``: ``path_to_backup``, ``backup_name``, ``engine_name`` (default ``tar``),
+  ``storage`` + ``container`` (the repository: for ``local`` the container is its path; a
+  container holding ``://`` is used as the repository URL), ``exclude`` (glob, or a list),
+  ``one_file_system``.  A missing repository is created (encrypted iff a passphrase resolves).
+* ``restore``: ``backup_name``, ``restore_abs_path`` (target), ``restore_from_date`` (ISO: the
+  newest generation at or before it) or ``generation_id``, ``hostname`` (whose backup; default
+  this host), ``overwrite`` (true / ``never`` / ``if-newer`` / ``always``).
+* ``admin``: ``remove_older_than`` (days, upstream) and/or ``keep_last`` / ``keep_daily`` /
+  ``keep_weekly`` / ``keep_monthly``, then prune (``prune: false`` skips it).
+* ``info``: lists the repository's generations into the run log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from freezer_ui.agent import schedule as sched
+from freezer_ui.api.exceptions import FreezerAPIError, Unavailable
+
+if TYPE_CHECKING:
+    from freezer_ui.agent.agent import Agent, RunControl, RunLog
+
+
+@dataclass
+class ActionContext:
+    agent: Agent
+    job: dict[str, Any]
+    action: dict[str, Any]
+    control: RunControl
+    log: RunLog
+    current: dict[str, Any]
+    started: int
+    passphrase: str | None
+
+
+def _refused(message: str) -> Exception:
+    from freezer_ui.agent.agent import Refused
+
+    return Refused(message)
+
+
+def repository_url(action: dict[str, Any]) -> str:
+    storage = str(action.get("storage") or "local")
+    container = str(action.get("container") or "").strip()
+    if not container:
+        raise _refused("the action has no container (the repository location)")
+    if "://" in container:
+        return container
+    if storage == "local":
+        return container
+    return f"{storage}://{container}"
+
+
+def open_repository(ctx: ActionContext, *, create: bool) -> Any:
+    from freezer_ui.repository import Repository, RepositoryExists, RepositoryNotFound
+    from freezer_ui.storage.registry import UnknownStorage, get_storage
+
+    url = repository_url(ctx.action)
+    try:
+        storage = get_storage(url)
+    except UnknownStorage as e:
+        raise _refused(f"client {ctx.agent.client_id} does not support this storage: {e}") from None
+    try:
+        return Repository.open(storage, passphrase=ctx.passphrase)
+    except RepositoryNotFound:
+        if not create:
+            raise
+    ctx.log(f"creating repository {storage.url}")
+    try:
+        return Repository.init(storage, passphrase=ctx.passphrase)
+    except RepositoryExists:
+        # Another agent created it a moment ago.
+        return Repository.open(storage, passphrase=ctx.passphrase)
+
+
+def run(ctx: ActionContext) -> dict[str, Any]:
+    handler: Callable[[ActionContext], dict[str, Any]] = {
+        "backup": backup,
+        "restore": restore,
+        "admin": admin,
+        "info": info,
+    }[str(ctx.action.get("action"))]
+    return handler(ctx)
+
+
+# --------------------------------------------------------------------------- backup
+def _record_base(ctx: ActionContext, engine_name: str) -> dict[str, Any]:
+    """A backup document in freezer-api's shape (what its agent writes), plus our fields."""
+    a = ctx.action
+    return {
+        "backup_name": a.get("backup_name"),
+        "hostname": ctx.agent.hostname,
+        "client_id": ctx.agent.client_id,
+        "job_id": ctx.job["job_id"],
+        "container": a.get("container"),
+        "storage": a.get("storage") or "local",
+        "engine_name": engine_name,
+        "mode": a.get("mode") or "fs",
+        "path_to_backup": a.get("path_to_backup"),
+        "time_stamp": ctx.started,
+        "curr_backup_level": 0,  # every generation is logically full
+        "level": 0,
+        "freezer_ui_run_id": ctx.current["run_id"],
+        "freezer_ui_agent": True,
+    }
+
+
+def backup(ctx: ActionContext) -> dict[str, Any]:
+    from freezer_ui.engines.base import UnknownEngine
+    from freezer_ui.engines.registry import get_engine
+
+    a = ctx.action
+    engine_name = str(a.get("engine_name") or a.get("engine") or "tar")
+    try:
+        engine_cls = get_engine(engine_name)
+    except UnknownEngine:
+        raise _refused(
+            f"client {ctx.agent.client_id} does not support engine {engine_name!r} "
+            f"(supported: {', '.join(ctx.agent.engines())})"
+        ) from None
+    source = a.get("path_to_backup")
+    name = a.get("backup_name")
+    if not source or not name:
+        raise _refused("a backup action needs path_to_backup and backup_name")
+    base = _record_base(ctx, engine_name)
+    store = ctx.agent.store
+    record_id = _create_record(ctx, base)
+
+    def publish(snapshot: Any) -> None:
+        # Live progress for the dashboard: on the backup record being created (freezer-api
+        # keeps backup_metadata as free JSON) and in the local state for embedded mode.
+        progress = snapshot.to_dict()
+        ctx.current["progress"] = progress
+        ctx.agent.state.set_current(ctx.job["job_id"], ctx.current)
+        if record_id:
+            try:
+                store.update_backup(record_id, {"backup_metadata": {"progress": progress}})
+            except FreezerAPIError:
+                pass  # progress is best effort; the final record is spooled if need be
+
+    ctx.control.on_snapshot = publish
+    from freezer_ui.agent.agent import Cancelled, _RunProgress
+
+    progress = _RunProgress(ctx.control)
+    try:
+        repo = open_repository(ctx, create=True)
+        ctx.log(f"backup {source} -> {repository_url(a)} as {name!r} ({engine_name})")
+        excludes = a.get("exclude") or a.get("excludes") or ()
+        if isinstance(excludes, str):
+            excludes = [excludes]
+        result = engine_cls().backup(
+            repo,
+            source,
+            backup_name=name,
+            hostname=ctx.agent.hostname,
+            excludes=list(excludes),
+            one_file_system=bool(a.get("one_file_system")),
+            progress=progress,
+        )
+    except Cancelled:
+        ctx.control.on_snapshot = None
+        # Nothing was committed: the record of a backup that does not exist goes away.
+        if record_id:
+            store.report({"op": "delete_backup", "backup_id": record_id})
+        raise
+    except Exception as e:
+        ctx.control.on_snapshot = None
+        ctx.log(f"backup failed: {type(e).__name__}: {e}")
+        store.report(
+            {
+                "op": "backup",
+                "backup_id": record_id,
+                "status": "error",
+                "metadata": {
+                    **base,
+                    "error": f"{type(e).__name__}: {e}",
+                    "log": ctx.log.lines[-50:],
+                },
+            }
+        )
+        raise
+    ctx.control.on_snapshot = None
+    stats: dict[str, Any] = {}
+    try:
+        stats = dict(repo.open_generation(result.generation_id).info.stats or {})
+    except Exception:  # noqa: BLE001 - the stats are informative only
+        pass
+    stored = stats.get("stored_bytes")
+    total = result.bytes_total
+    metadata = {
+        **base,
+        "generation_id": result.generation_id,
+        "repository": repo.storage.url,
+        "size": total,
+        "backup_size_uncompressed": total,
+        "stored_bytes": stored,
+        "backup_size_compressed": stored,
+        "new_bytes": result.bytes_new,
+        "bytes_read": result.bytes_read,
+        "files": result.files,
+        "files_from_cache": result.files_from_cache,
+        # Share of the logical bytes the repository already held (0 = all new, 1 = all known).
+        "dedup_ratio": round(1 - result.bytes_new / total, 4) if total else None,
+        "duration": round(result.duration, 3),
+        "warnings_count": len(result.warnings),
+        "warnings": result.warnings[:20],
+        "progress": progress.snapshot().to_dict(),
+        "log": ctx.log.lines[-50:],
+        "time_ended": int(time.time()),
+    }
+    ctx.log(
+        f"generation {result.generation_id}: {result.files} files, {total} bytes, "
+        f"{result.bytes_new} new"
+    )
+    store.report(
+        {"op": "backup", "backup_id": record_id, "status": "available", "metadata": metadata}
+    )
+    return {
+        "generation_id": result.generation_id,
+        "backup_id": record_id,
+        "files": result.files,
+        "bytes": total,
+        "new_bytes": result.bytes_new,
+    }
+
+
+def _create_record(ctx: ActionContext, base: dict[str, Any]) -> str | None:
+    try:
+        record_id = ctx.agent.store.create_backup({**base, "status": "creating"})
+    except Unavailable:
+        return None  # the final record will be created (spooled) instead
+    ctx.current.setdefault("backup_ids", []).append(record_id)
+    ctx.agent.state.set_current(ctx.job["job_id"], ctx.current)
+    return record_id
+
+
+# --------------------------------------------------------------------------- restore
+def _pick_generation(ctx: ActionContext, repo: Any) -> Any:
+    a = ctx.action
+    wanted = a.get("generation_id")
+    gens = repo.generations()
+    if wanted:
+        for g in gens:
+            if g.id == wanted:
+                return g
+        raise _refused(f"no generation {wanted} in the repository")
+    name = a.get("backup_name")
+    host = a.get("hostname") or ctx.agent.hostname
+    candidates = [g for g in gens if g.backup_name == name and g.hostname == host]
+    date = sched.parse_date(a.get("restore_from_date"))
+    if date is not None:
+        candidates = [g for g in candidates if g.time <= date]
+    if not candidates:
+        when = f" at or before {a.get('restore_from_date')}" if date else ""
+        raise _refused(f"no generation of {name!r} from host {host}{when}")
+    return candidates[-1]
+
+
+def _overwrite(value: Any) -> str:
+    if value in ("never", "if-newer", "always"):
+        return str(value)
+    return "always" if value is True or str(value).lower() in ("true", "1", "yes") else "never"
+
+
+def restore(ctx: ActionContext) -> dict[str, Any]:
+    from freezer_ui.engines.registry import get_engine
+
+    a = ctx.action
+    target = a.get("restore_abs_path")
+    if not target:
+        raise _refused("a restore action needs restore_abs_path")
+    from freezer_ui.agent.agent import _RunProgress
+
+    repo = open_repository(ctx, create=False)
+    gen = _pick_generation(ctx, repo)
+    engine_name = str(a.get("engine_name") or gen.engine or "tar")
+    engine = get_engine(engine_name)()
+    ctx.log(f"restore generation {gen.id} ({gen.backup_name}) into {target}")
+    result = engine.restore(
+        repo,
+        gen.id,
+        target,
+        overwrite=_overwrite(a.get("overwrite")),  # type: ignore[arg-type]
+        progress=_RunProgress(ctx.control),
+    )
+    ctx.log(f"restored {result.files} items, {result.bytes_written} bytes")
+    return {
+        "generation_id": gen.id,
+        "files": result.files,
+        "bytes": result.bytes_written,
+        "skipped": len(result.skipped),
+        "rejected": len(result.rejected),
+    }
+
+
+# --------------------------------------------------------------------------- admin / info
+def admin(ctx: ActionContext) -> dict[str, Any]:
+    from freezer_ui.repository import RetentionPolicy
+
+    a = ctx.action
+    rules: dict[str, Any] = {}
+    for key in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly"):
+        if a.get(key) not in (None, ""):
+            rules[key] = int(a[key])
+    if a.get("remove_older_than") not in (None, ""):
+        rules["older_than"] = timedelta(days=float(a["remove_older_than"]))
+    if not rules:
+        raise _refused("an admin action needs remove_older_than or keep_* rules")
+    repo = open_repository(ctx, create=False)
+    policy = RetentionPolicy(**rules)
+    removed = repo.forget(
+        policy, backup_name=a.get("backup_name") or None, hostname=a.get("hostname") or None
+    )
+    ctx.log(f"forgot {len(removed)} generations")
+    out: dict[str, Any] = {"forgotten": removed}
+    if a.get("prune", True):
+        stats = repo.prune()
+        ctx.log(f"prune: {stats}")
+        out["pruned"] = str(stats)
+    return out
+
+
+def info(ctx: ActionContext) -> dict[str, Any]:
+    repo = open_repository(ctx, create=False)
+    gens = repo.generations()
+    name = ctx.action.get("backup_name")
+    if name:
+        gens = [g for g in gens if g.backup_name == name]
+    for g in gens:
+        ctx.log(f"generation {g.id} {g.time.isoformat()} {g.hostname} {g.backup_name}")
+    return {"generations": [g.id for g in gens]}

@@ -1,0 +1,640 @@
+"""The job runtime: poll the jobs of this client, run the due ones, report what happened.
+
+One :class:`Agent` serves one registered client (``client_id``) in one project, through a
+:class:`freezer_ui.api.client.FreezerClient` on either transport.  A poll (:meth:`Agent.poll`)
+
+1. delivers spooled reports (the API was unreachable earlier),
+2. lists the client's jobs and handles their events (``stop``, ``abort``, ``start``),
+3. claims each due job with a compare-and-set of its schedule (``status`` -> ``running``: of two
+   agents that both see the job due, exactly one wins; the other skips it),
+4. runs its ``job_actions`` in order with our engines, then writes ``status``/``result``/
+   ``time_ended`` back (spooled if the API is gone) and appends the run to the local history.
+
+Runs are sequential inside one agent: a host backing up several trees in parallel would only
+compete with itself for disk and CPU.  Several agents (processes, threads or hosts) may serve
+the same client; the claim keeps each run single.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from freezer_ui.agent import schedule as sched
+from freezer_ui.agent.secrets import SecretError, resolve_passphrase
+from freezer_ui.agent.state import LocalState
+from freezer_ui.agent.store import AgentStore
+from freezer_ui.api import schemas
+from freezer_ui.api.client import FreezerClient
+from freezer_ui.api.exceptions import FreezerAPIError, NotFound, Unavailable
+from freezer_ui.progress import Progress, ProgressSnapshot
+
+LOG = logging.getLogger("freezer_ui.agent")
+
+SUPPORTED_ACTIONS = ("backup", "restore", "admin", "info")
+SUPPORTED_MODES = ("fs",)
+# Lines of a run's log kept in the history and in the backup record.
+LOG_LINES = 200
+RECORD_LOG_LINES = 50
+
+
+class Cancelled(Exception):
+    """The job was aborted: raised from the progress callback inside the engine."""
+
+
+class Refused(Exception):
+    """This client cannot run the action at all (unsupported engine, bad options): no retry."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def default_client_id(hostname: str | None = None) -> str:
+    """freezer-scheduler's default: the host name (freezer-api accepts ``<project>_<host>``)."""
+    return (hostname or socket.gethostname()).split(".")[0]
+
+
+@dataclass
+class AgentConfig:
+    state_dir: str
+    client_id: str = ""
+    hostname: str = field(default_factory=socket.gethostname)
+    poll_interval: float = 10.0
+    # Live progress and abort checks happen at most this often while a run works.
+    progress_interval: float = 1.0
+    history_size: int = 20
+    key_dir: str | None = None
+    # Cap of the wait between polls while the API is unreachable.
+    backoff_max: float = 300.0
+    description: str = "freezer-ui-agent"
+
+
+class RunLog:
+    """A run's log: kept in memory for the history, mirrored to Python logging."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.lines: list[str] = []
+
+    def __call__(self, message: str, level: int = logging.INFO) -> None:
+        stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.lines.append(f"{stamp} {logging.getLevelName(level)} {message}")
+        if len(self.lines) > LOG_LINES:
+            del self.lines[: len(self.lines) - LOG_LINES]
+        LOG.log(level, "job %s: %s", self.job_id, message)
+
+
+class RunControl:
+    """Cancellation and live progress of one run.
+
+    The engine calls ``advance`` on :class:`_RunProgress` per file; on the engine's own thread
+    that lands in :meth:`tick`, which at most every ``interval`` seconds writes the progress
+    snapshot and re-reads the job for an ``abort`` event.  Once aborted, the next tick raises
+    :class:`Cancelled` inside the engine: the repository writer then drops the session
+    (no generation, data already uploaded is adopted by the next backup), as after any error.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        job_id: str,
+        interval: float,
+        hook: Callable[[ProgressSnapshot], None] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.job_id = job_id
+        self.interval = interval
+        self.hook = hook
+        self.cancelled = threading.Event()
+        self.stop_requested = False
+        self._last = float("-inf")
+        self.on_snapshot: Callable[[ProgressSnapshot], None] | None = None
+
+    def poll_events(self) -> None:
+        try:
+            event = (self.agent.store.get_job(self.job_id).get("job_schedule") or {}).get("event")
+        except NotFound:
+            event = "abort"  # the job was deleted under us: stop working for it
+        except FreezerAPIError:
+            return  # unreachable: keep working, the report will be spooled
+        if event == "abort":
+            self.cancelled.set()
+        elif event == "stop":
+            # stop lets the run finish; the job just does not run again.
+            self.stop_requested = True
+
+    def tick(self, progress: Progress | None = None, force: bool = False) -> None:
+        if progress is not None and self.hook is not None:
+            self.hook(progress.snapshot())
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            if progress is not None and self.on_snapshot is not None:
+                self.on_snapshot(progress.snapshot())
+            self.poll_events()
+        if self.cancelled.is_set():
+            raise Cancelled("aborted by an abort event")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait between retries, still answering an abort."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.tick(force=True)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, self.interval))
+
+
+class _RunProgress(Progress):
+    def __init__(self, control: RunControl) -> None:
+        super().__init__(None)
+        self._control = control
+        self._owner = threading.get_ident()
+
+    def advance(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002 - contract name
+        super().advance(bytes=bytes, files=files)
+        # Only the engine's own thread may raise: an exception in a reader or writer thread
+        # would surface somewhere less predictable.
+        if threading.get_ident() == self._owner:
+            self._control.tick(self)
+
+
+@dataclass
+class ActionOutcome:
+    action: str
+    result: str = "success"  # success | fail | aborted | skipped | refused
+    attempts: int = 0
+    error: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "result": self.result,
+            "attempts": self.attempts,
+            "error": self.error,
+            **self.details,
+        }
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Agent:
+    def __init__(
+        self,
+        client: FreezerClient,
+        config: AgentConfig,
+        *,
+        progress_hook: Callable[[ProgressSnapshot], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.client_id = config.client_id or default_client_id(config.hostname)
+        self.hostname = config.hostname
+        self.state = LocalState(config.state_dir, config.history_size)
+        self.key_dir = config.key_dir or self.state.key_dir
+        self.store = AgentStore(client, self.state.spool_dir)
+        # Test seam: called with every progress snapshot on the engine's thread.
+        self.progress_hook = progress_hook
+        self.stopping = threading.Event()
+
+    # ----------------------------------------------------------------- capabilities
+    @staticmethod
+    def engines() -> list[str]:
+        from freezer_ui.engines.registry import engine_names
+
+        return engine_names()
+
+    @staticmethod
+    def storages() -> list[str]:
+        from freezer_ui.storage.registry import storage_classes
+
+        return list(storage_classes())
+
+    def registration(self) -> dict[str, Any]:
+        """The client document: what this host can run, from the registries.
+
+        freezer-api only accepts the names of its own enums in ``supported_*``; ours that it
+        does not know (e.g. a zfs engine) are still checked by the agent when a job runs.
+        """
+        return {
+            "client_id": self.client_id,
+            "hostname": self.hostname,
+            "description": self.config.description,
+            "supported_actions": [a for a in SUPPORTED_ACTIONS if a in schemas.SUPPORTED_ACTIONS],
+            "supported_modes": list(SUPPORTED_MODES),
+            "supported_storages": [s for s in self.storages() if s in schemas.SUPPORTED_STORAGES],
+            "supported_engines": [e for e in self.engines() if e in schemas.SUPPORTED_ENGINES],
+        }
+
+    def register(self) -> str:
+        return self.store.register(self.registration())
+
+    # ----------------------------------------------------------------- startup recovery
+    def recover(self) -> list[str]:
+        """Fail the runs a dead agent of this client left ``running``; return their job ids.
+
+        A run is orphaned when the job says ``running``/``aborting`` for this client and the
+        process in ``current_pid`` is gone from this host (another live agent of the same
+        client keeps its runs).  Its creating backup record becomes ``error``.
+        """
+        recovered = []
+        for job in self.store.my_jobs(self.client_id):
+            job_id = job["job_id"]
+            schedule = job.get("job_schedule") or {}
+            if schedule.get("status") not in ("running", "aborting"):
+                continue
+            pid = schedule.get("current_pid")
+            if _pid_alive(pid) and pid != os.getpid():
+                continue
+            local = self.state.current(job_id) or {}
+            reason = f"interrupted: the agent running it (pid {pid}) stopped before it ended"
+            now = int(time.time())
+            run = {
+                "run_id": local.get("run_id") or uuid.uuid4().hex,
+                "started": schedule.get("time_started"),
+                "ended": now,
+                "result": "fail",
+                "reason": reason,
+                "actions": local.get("actions", []),
+                "log": [*local.get("log", []), reason],
+            }
+            self.state.add_run(job_id, run)
+            aborting = schedule.get("status") == "aborting" or schedule.get("event") == "abort"
+            self.store.report(
+                {
+                    "op": "schedule",
+                    "job_id": job_id,
+                    "set": {
+                        "status": "stop" if aborting else self._status_after(schedule),
+                        "result": "aborted" if aborting else "fail",
+                        "time_ended": now,
+                        "current_pid": 0,
+                    },
+                    "clear_events": ["abort", "stop"],
+                }
+            )
+            records = list(local.get("backup_ids", []))
+            if not records:
+                try:
+                    records = [
+                        b["backup_id"]
+                        for b in self.store.job_backups(job_id)
+                        if b.get("status") == "creating"
+                    ]
+                except FreezerAPIError:
+                    records = []
+            for backup_id in records:
+                self.store.report(
+                    {
+                        "op": "backup",
+                        "backup_id": backup_id,
+                        "status": "error",
+                        "metadata": {"error": reason},
+                    }
+                )
+            self.state.clear_current(job_id)
+            recovered.append(job_id)
+            LOG.warning("job %s: %s", job_id, reason)
+        return recovered
+
+    # ----------------------------------------------------------------- the loop
+    def start(self) -> None:
+        """Register, then recover what a previous agent left running."""
+        self.store.flush()
+        self.register()
+        self.recover()
+
+    def run_forever(self) -> None:
+        """Poll until :attr:`stopping` is set; back off while the API is unreachable."""
+        delay = self.config.poll_interval
+        started = False
+        while not self.stopping.is_set():
+            try:
+                if not started:
+                    self.start()
+                    started = True
+                self.poll()
+                delay = self.config.poll_interval
+            except Unavailable as e:
+                delay = min(max(delay * 2, 1.0), self.config.backoff_max)
+                LOG.warning("API unreachable (%s); retrying in %.0f s", e, delay)
+            except Exception:  # noqa: BLE001 - an agent must survive one bad poll
+                LOG.exception("poll failed")
+            self.stopping.wait(delay)
+
+    def poll(self, now: datetime | None = None) -> list[str]:
+        """One pass over this client's jobs; returns the ids of the jobs that ran."""
+        self.store.flush()
+        ran = []
+        for job in self.store.my_jobs(self.client_id):
+            if self.stopping.is_set():
+                break
+            if self.handle(job, now or _now()):
+                ran.append(job["job_id"])
+        return ran
+
+    def _status_after(self, schedule: Mapping[str, Any]) -> str:
+        """``scheduled`` while the schedule has runs ahead, else ``completed``."""
+        if not sched.is_recurring(schedule):
+            return "completed"
+        try:
+            probe = {**schedule, "time_started": int(time.time()), "time_ended": int(time.time())}
+            return "scheduled" if sched.next_run(probe, _now()) is not None else "completed"
+        except sched.ScheduleError:
+            return "completed"
+
+    def handle(self, job: dict[str, Any], now: datetime) -> bool:
+        """Apply the job's pending event or run it if due; True if it ran here."""
+        job_id = job["job_id"]
+        schedule = job.get("job_schedule") or {}
+        event = schedule.get("event") or ""
+        status = schedule.get("status") or ""
+        if status in ("running", "aborting"):
+            return False  # another agent's run (ours are synchronous, so never here)
+        if event in ("stop", "abort"):
+            self.store.cas_schedule(
+                job_id,
+                lambda s: (
+                    (s.get("event") or "") == event and s.get("status") == schedule.get("status")
+                ),
+                lambda s: s.update(status="stop", event=""),
+            )
+            return False
+        if status in ("stop", "removed") and event != "start":
+            return False
+        if status == "completed" and event != "start":
+            return False
+        if event != "start":
+            try:
+                when = sched.next_run(schedule, now)
+            except sched.ScheduleError as e:
+                return self._refuse_schedule(job, str(e))
+            if when is None:
+                self.store.cas_schedule(
+                    job_id,
+                    lambda s: s.get("status") == schedule.get("status") and not s.get("event"),
+                    lambda s: s.update(status="completed"),
+                )
+                return False
+            if when > now:
+                if status != "scheduled":
+                    self.store.cas_schedule(
+                        job_id,
+                        lambda s: s.get("status") == schedule.get("status") and not s.get("event"),
+                        lambda s: s.update(status="scheduled"),
+                    )
+                return False
+        return self._claim_and_run(job, now)
+
+    def _refuse_schedule(self, job: dict[str, Any], reason: str) -> bool:
+        log = RunLog(job["job_id"])
+        log(f"refused: {reason}", logging.ERROR)
+        now = int(time.time())
+        self.state.add_run(
+            job["job_id"],
+            {
+                "run_id": uuid.uuid4().hex,
+                "started": now,
+                "ended": now,
+                "result": "fail",
+                "reason": reason,
+                "actions": [],
+                "log": log.lines,
+            },
+        )
+        self.store.cas_schedule(
+            job["job_id"],
+            lambda s: s.get("status") == (job.get("job_schedule") or {}).get("status"),
+            lambda s: s.update(status="stop", result="fail", time_ended=now),
+        )
+        return False
+
+    # ----------------------------------------------------------------- one run
+    def _claim_and_run(self, job: dict[str, Any], now: datetime) -> bool:
+        job_id = job["job_id"]
+        seen = job.get("job_schedule") or {}
+        started = int(time.time())
+
+        def still_as_seen(s: dict[str, Any]) -> bool:
+            return (
+                (s.get("status") or "") == (seen.get("status") or "")
+                and (s.get("event") or "") == (seen.get("event") or "")
+                and s.get("time_started") == seen.get("time_started")
+            )
+
+        def claim(s: dict[str, Any]) -> None:
+            s.update(
+                status="running",
+                result="",
+                time_started=started,
+                current_pid=os.getpid(),
+                event="",  # a start event is consumed by this run
+            )
+
+        claimed = self.store.cas_schedule(job_id, still_as_seen, claim)
+        if claimed is None:
+            return False  # another agent claimed it first, or the job changed: next poll
+        self._run(job, claimed, started)
+        return True
+
+    def _run(self, job: dict[str, Any], schedule: dict[str, Any], started: int) -> None:
+        job_id = job["job_id"]
+        run_id = uuid.uuid4().hex
+        log = RunLog(job_id)
+        control = RunControl(self, job_id, self.config.progress_interval, self.progress_hook)
+        current: dict[str, Any] = {
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "started": started,
+            "backup_ids": [],
+            "actions": [],
+        }
+        self.state.set_current(job_id, current)
+        log(f"run {run_id} started on {self.hostname} (client {self.client_id})")
+        outcomes: list[ActionOutcome] = []
+        result = "success"
+        refused = False
+        for index, entry in enumerate(job.get("job_actions") or []):
+            action = dict(entry.get("freezer_action") or {})
+            name = str(action.get("action") or "")
+            if result != "success" and not entry.get("mandatory"):
+                # freezer-scheduler's rule: after a failure only mandatory actions still run.
+                log(f"action {index} ({name}) skipped after an earlier failure")
+                outcomes.append(ActionOutcome(name, "skipped"))
+                continue
+            if control.cancelled.is_set():
+                outcomes.append(ActionOutcome(name, "skipped"))
+                continue
+            outcome = self._run_action(job, entry, index, control, log, current, started)
+            outcomes.append(outcome)
+            current["actions"] = [o.to_dict() for o in outcomes]
+            current["log"] = log.lines[-RECORD_LOG_LINES:]
+            self.state.set_current(job_id, current)
+            if outcome.result == "aborted":
+                result = "aborted"
+            elif outcome.result in ("fail", "refused") and result == "success":
+                result = "fail"
+            refused = refused or outcome.result == "refused"
+        ended = int(time.time())
+        if result == "aborted" or control.cancelled.is_set():
+            result = "aborted"
+            status = "stop"
+        elif control.stop_requested or refused:
+            # A refused action will be refused again until the job is edited: do not retry it
+            # every interval; a start event runs it again.
+            status = "stop"
+        else:
+            status = self._status_after(schedule)
+        log(f"run {run_id} ended: {result}")
+        self.state.add_run(
+            job_id,
+            {
+                "run_id": run_id,
+                "started": started,
+                "ended": ended,
+                "result": result,
+                "reason": next((o.error for o in outcomes if o.error), ""),
+                "actions": [o.to_dict() for o in outcomes],
+                "log": log.lines,
+            },
+        )
+        delivered = self.store.report(
+            {
+                "op": "schedule",
+                "job_id": job_id,
+                "set": {
+                    "status": status,
+                    "result": result,
+                    "time_ended": ended,
+                    "current_pid": 0,
+                },
+                "clear_events": ["abort"] + (["stop"] if control.stop_requested else []),
+            }
+        )
+        if not delivered:
+            LOG.warning("job %s: API unreachable, the result is spooled", job_id)
+        self.state.clear_current(job_id)
+
+    def _run_action(
+        self,
+        job: dict[str, Any],
+        entry: Mapping[str, Any],
+        index: int,
+        control: RunControl,
+        log: RunLog,
+        current: dict[str, Any],
+        started: int,
+    ) -> ActionOutcome:
+        action = dict(entry.get("freezer_action") or {})
+        name = str(action.get("action") or "")
+        outcome = ActionOutcome(name)
+        retries = entry.get("max_retries")
+        retries = retries if isinstance(retries, int) and retries > 0 else 0
+        interval = entry.get("max_retries_interval")
+        interval = interval if isinstance(interval, int) and interval >= 0 else 6
+        for attempt in range(1, retries + 2):
+            outcome.attempts = attempt
+            try:
+                outcome.details = self._execute(job, action, control, log, current, started)
+                outcome.result, outcome.error = "success", ""
+                return outcome
+            except Cancelled:
+                log(f"action {index} ({name}) aborted")
+                outcome.result, outcome.error = "aborted", "aborted"
+                return outcome
+            except Refused as e:
+                log(f"action {index} ({name}) refused: {e}", logging.ERROR)
+                outcome.result, outcome.error = "refused", str(e)
+                return outcome
+            except Exception as e:  # noqa: BLE001 - every failure is reported, then retried
+                outcome.result, outcome.error = "fail", f"{type(e).__name__}: {e}"
+                log(f"action {index} ({name}) attempt {attempt} failed: {outcome.error}",
+                    logging.ERROR)  # fmt: skip
+                LOG.debug("%s", traceback.format_exc())
+            if attempt <= retries:
+                log(f"retrying in {interval} s ({attempt}/{retries})")
+                try:
+                    control.sleep(interval)
+                except Cancelled:
+                    outcome.result, outcome.error = "aborted", "aborted"
+                    return outcome
+        return outcome
+
+    # ----------------------------------------------------------------- actions
+    def _execute(
+        self,
+        job: dict[str, Any],
+        action: dict[str, Any],
+        control: RunControl,
+        log: RunLog,
+        current: dict[str, Any],
+        started: int,
+    ) -> dict[str, Any]:
+        from freezer_ui.agent import actions
+
+        name = action.get("action")
+        if name not in SUPPORTED_ACTIONS:
+            raise Refused(
+                f"client {self.client_id} does not support action {name!r} "
+                f"(supported: {', '.join(SUPPORTED_ACTIONS)})"
+            )
+        mode = action.get("mode")
+        if mode not in (None, "", *SUPPORTED_MODES):
+            raise Refused(f"client {self.client_id} does not support mode {mode!r} (supported: fs)")
+        try:
+            passphrase = resolve_passphrase(action, self.key_dir)
+        except SecretError as e:
+            raise Refused(str(e)) from None
+        ctx = actions.ActionContext(
+            agent=self,
+            job=job,
+            action=action,
+            control=control,
+            log=log,
+            current=current,
+            started=started,
+            passphrase=passphrase,
+        )
+        return actions.run(ctx)
+
+
+def run_until(agent: Agent, condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``agent`` until ``condition()`` (tests and ``--once`` tooling); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        agent.poll()
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "Cancelled",
+    "Refused",
+    "default_client_id",
+    "run_until",
+]

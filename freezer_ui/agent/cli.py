@@ -1,0 +1,142 @@
+"""``freezer-ui-agent run``: the job runtime's command line.
+
+Embedded mode needs the Django settings of the deployment (``DJANGO_SETTINGS_MODULE`` or
+``--settings``): the agent then reads and writes the same database as the dashboard.  Remote
+mode talks to freezer-api; the Keystone token comes from the environment (``OS_TOKEN``), never
+from argv (argv is visible to every user of the host in ``ps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from freezer_ui.agent.agent import Agent, AgentConfig, default_client_id
+
+DEFAULT_STATE_DIR = "/var/lib/freezer-ui"
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The options of ``run``; pass a subparser to mount them under another CLI."""
+    p = parser or argparse.ArgumentParser(
+        prog="freezer-ui-agent run", description="run the backup jobs assigned to this client"
+    )
+    env = os.environ.get
+    p.add_argument("--mode", choices=("embedded", "remote"), default=env("FREEZER_UI_API_MODE"))
+    p.add_argument("--settings", help="Django settings module (embedded mode)")
+    p.add_argument("--state-dir", default=env("FREEZER_UI_STATE_DIR") or None)
+    p.add_argument("--client-id", default=env("FREEZER_UI_CLIENT_ID") or "")
+    p.add_argument("--hostname", default=socket.gethostname())
+    p.add_argument("--project-id", default=env("OS_PROJECT_ID") or env("FREEZER_UI_PROJECT_ID"))
+    p.add_argument("--user-id", default=env("OS_USER_ID") or env("FREEZER_UI_USER_ID") or "agent")
+    p.add_argument("--api-url", default=env("FREEZER_UI_API_URL"), help="remote: freezer-api URL")
+    p.add_argument("--auth-url", default=env("OS_AUTH_URL"), help="remote: Keystone v3 URL")
+    p.add_argument("--key-dir", help="passphrase files named by passphrase_ref")
+    p.add_argument("--poll-interval", type=float, default=10.0)
+    p.add_argument("--progress-interval", type=float, default=1.0)
+    p.add_argument("--once", action="store_true", help="one poll, then exit")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _django(settings: str | None) -> None:
+    if settings:
+        os.environ["DJANGO_SETTINGS_MODULE"] = settings
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        raise SystemExit("embedded mode needs --settings or DJANGO_SETTINGS_MODULE")
+    import django
+
+    django.setup()
+
+
+def make_client(args: argparse.Namespace) -> Any:
+    from freezer_ui.api.client import FreezerClient
+
+    mode = args.mode or "embedded"
+    if not args.project_id:
+        raise SystemExit("--project-id (or OS_PROJECT_ID) is required")
+    if mode == "embedded":
+        _django(args.settings)
+        from freezer_ui.api.transports.embedded import EmbeddedTransport
+
+        transport: Any = EmbeddedTransport()
+    else:
+        from freezer_ui.api.transports.remote import RemoteTransport
+
+        token = os.environ.get("OS_TOKEN")
+        if not token:
+            raise SystemExit("remote mode needs a Keystone token in OS_TOKEN")
+        if args.auth_url:
+            transport = RemoteTransport(
+                project_id=args.project_id,
+                auth_url=args.auth_url,
+                token=token,
+                endpoint=args.api_url,
+            )
+        else:
+            # No Keystone URL: the token is sent as is to the endpoint (a token_endpoint
+            # session, e.g. behind a gateway that validates it).
+            if not args.api_url:
+                raise SystemExit("remote mode needs --api-url or --auth-url")
+            from freezerclient.v2.client import Client
+            from keystoneauth1 import session as ks_session
+            from keystoneauth1 import token_endpoint
+
+            session = ks_session.Session(auth=token_endpoint.Token(args.api_url, token))
+            freezer = Client(session=session, endpoint=args.api_url, project_id=args.project_id)
+            transport = RemoteTransport(
+                project_id=args.project_id, freezer=freezer, endpoint=args.api_url
+            )
+    return FreezerClient(transport, project_id=args.project_id, user_id=args.user_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m freezer_ui.agent run ...`` (``run`` is optional here)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run with parsed options (for a parent CLI that mounted :func:`build_parser`)."""
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    client = make_client(args)
+    state_dir = args.state_dir
+    if not state_dir:
+        try:
+            from freezer_ui import conf
+
+            state_dir = conf.get("FREEZER_UI_STATE_DIR")
+        except Exception:  # noqa: BLE001 - no Django settings in remote mode
+            state_dir = DEFAULT_STATE_DIR
+    config = AgentConfig(
+        state_dir=os.path.join(state_dir, "agent"),
+        client_id=args.client_id or default_client_id(args.hostname),
+        hostname=args.hostname,
+        poll_interval=args.poll_interval,
+        progress_interval=args.progress_interval,
+        key_dir=args.key_dir,
+    )
+    agent = Agent(client, config)
+
+    def stop(signum: int, frame: Any) -> None:
+        agent.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.once:
+        agent.start()
+        agent.poll()
+        return 0
+    agent.run_forever()
+    return 0

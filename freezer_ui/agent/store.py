@@ -1,0 +1,235 @@
+"""The agent's view of the API: its jobs, atomic claims, reports, and a spool for outages.
+
+Everything goes through :class:`freezer_ui.api.client.FreezerClient`, so the agent runs the
+same against the embedded transport and a real freezer-api.  Two things the client does not
+offer are built here:
+
+* **compare-and-set on a job's schedule** (:meth:`AgentStore.cas_schedule`).  On the embedded
+  transport it is one conditional ``UPDATE ... WHERE id = ? AND updated_at = <as read>``: the
+  row count says whether we won, on sqlite and PostgreSQL alike, so two agents never both move
+  a job to ``running``.  freezer-api has no conditional update: on the remote transport it is
+  read-check-write, and the guarantee comes from ownership instead (only the agent registered
+  as the job's ``client_id`` runs it).  docs/agent.md states this limit.
+* **a spool** (:class:`Spool`): final reports (job status/result, backup records) that could
+  not be delivered because the API was unreachable are written to the state dir and delivered,
+  in order, before anything else once the API answers again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from freezer_ui.api.client import FreezerClient
+from freezer_ui.api.exceptions import Conflict, NotFound, Unavailable
+
+Schedule = dict[str, Any]
+# How many times a compare-and-set is retried when another writer keeps winning.
+_CAS_ATTEMPTS = 50
+
+
+class Spool:
+    """An ordered on-disk queue of report operations (one JSON file each, written atomically)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+
+    def _names(self) -> list[str]:
+        return sorted(n for n in os.listdir(self.directory) if n.endswith(".json"))
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def put(self, op: dict[str, Any]) -> None:
+        # Time-ordered names keep delivery in the order the reports were made.
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
+        tmp = os.path.join(self.directory, "." + name)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(op, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(self.directory, name))
+
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for name in self._names():
+            path = os.path.join(self.directory, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    out.append((path, json.load(f)))
+            except (OSError, ValueError):
+                # A torn file can only come from a crash before os.replace: never delivered.
+                os.unlink(path)
+        return out
+
+
+class AgentStore:
+    """Jobs, backups and clients of one project as one agent sees them."""
+
+    def __init__(self, client: FreezerClient, spool_dir: str) -> None:
+        self.client = client
+        self.spool = Spool(spool_dir)
+
+    # ----------------------------------------------------------------- reads
+    def my_jobs(self, client_id: str) -> list[dict[str, Any]]:
+        """Every job of the project assigned to ``client_id`` (all pages)."""
+        jobs: list[dict[str, Any]] = []
+        search = {"match": [{"client_id": client_id}]}
+        offset = 0
+        while True:
+            page = self.client.jobs.list(limit=100, offset=offset, search=search)
+            jobs += [job for job in page if job.get("client_id") == client_id]
+            if not page.has_more:
+                return jobs
+            offset += len(page)
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return self.client.jobs.get(job_id)
+
+    def job_backups(self, job_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.client.backups.list(
+                limit=100, offset=offset, search={"match": [{"job_id": job_id}]}
+            )
+            out += [b for b in page if (b.get("backup_metadata") or {}).get("job_id") == job_id]
+            if not page.has_more:
+                return out
+            offset += len(page)
+
+    # ----------------------------------------------------------------- writes
+    def register(self, info: dict[str, Any]) -> str:
+        return self.client.clients.create(info)
+
+    def cas_schedule(
+        self,
+        job_id: str,
+        expect: Callable[[Schedule], bool],
+        mutate: Callable[[Schedule], None],
+    ) -> Schedule | None:
+        """Apply ``mutate`` to the job's schedule if ``expect`` holds for it, atomically where
+        the transport allows.  Returns the new schedule, or None when ``expect`` failed."""
+        transport = self.client.transport
+        if type(transport).__module__ == "freezer_ui.api.transports.embedded":
+            return self._cas_embedded(job_id, expect, mutate)
+        job = self.get_job(job_id)
+        schedule = copy.deepcopy(job.get("job_schedule") or {})
+        if not expect(schedule):
+            return None
+        mutate(schedule)
+        # Not atomic: freezer-api cannot compare-and-set (see the module docstring).
+        self.client.jobs.update(job_id, {"job_schedule": schedule})
+        return schedule
+
+    def _cas_embedded(
+        self,
+        job_id: str,
+        expect: Callable[[Schedule], bool],
+        mutate: Callable[[Schedule], None],
+    ) -> Schedule | None:
+        # Imported here: this module must not import Django unless the embedded transport is
+        # in use (docs/architecture.md: only the embedded transport touches Django).
+        from django.utils import timezone
+
+        from freezer_ui import models
+        from freezer_ui.api import schemas
+        from freezer_ui.api.search import search_text
+
+        transport: Any = self.client.transport
+        rows = models.Job.objects.using(transport.using).filter(
+            id=job_id, project_id=self.client.context.project_id
+        )
+        for _ in range(_CAS_ATTEMPTS):
+            row = rows.first()
+            if row is None:
+                raise NotFound(f"job {job_id} not found")
+            doc = copy.deepcopy(row.doc)
+            schedule = doc.setdefault("job_schedule", {})
+            if not expect(schedule):
+                return None
+            mutate(schedule)
+            schemas.check("job", doc)  # never store what freezer-api would refuse
+            read_at = row.updated_at
+            row.doc = doc
+            text = search_text(transport._out("jobs", row))
+            won = rows.filter(updated_at=read_at).update(
+                doc=doc, updated_at=timezone.now(), search_text=text
+            )
+            if won == 1:
+                return copy.deepcopy(schedule)
+            # Someone wrote the job between our read and our update: decide again.
+        raise Conflict(f"job {job_id} keeps changing; gave up after {_CAS_ATTEMPTS} attempts")
+
+    def update_schedule(self, job_id: str, mutate: Callable[[Schedule], None]) -> Schedule:
+        """Read-modify-write of the schedule (atomic on the embedded transport)."""
+        new = self.cas_schedule(job_id, lambda s: True, mutate)
+        assert new is not None
+        return new
+
+    def create_backup(self, metadata: dict[str, Any]) -> str:
+        return self.client.backups.create(metadata)
+
+    def update_backup(self, backup_id: str, patch: dict[str, Any]) -> None:
+        self.client.backups.update(backup_id, patch)
+
+    # ----------------------------------------------------------------- reports (spooled)
+    def report(self, op: dict[str, Any]) -> bool:
+        """Deliver a final report now, or spool it when the API is unreachable.
+
+        Returns True when delivered.  Older spooled reports go first, so they keep their order.
+        """
+        if len(self.spool) and not self.flush():
+            self.spool.put(op)
+            return False
+        try:
+            self._deliver(op)
+        except Unavailable:
+            self.spool.put(op)
+            return False
+        return True
+
+    def flush(self) -> bool:
+        """Deliver spooled reports in order; False (and the rest kept) at the first outage."""
+        for path, op in self.spool.items():
+            try:
+                self._deliver(op)
+            except Unavailable:
+                return False
+            except NotFound:
+                pass  # the job or backup was deleted meanwhile: nothing left to report to
+            os.unlink(path)
+        return True
+
+    def _deliver(self, op: dict[str, Any]) -> None:
+        kind = op["op"]
+        if kind == "schedule":
+            fields = op["set"]
+            clear = set(op.get("clear_events") or ())
+
+            def apply(schedule: Schedule) -> None:
+                schedule.update(fields)
+                if schedule.get("event") in clear:
+                    schedule["event"] = ""
+
+            self.update_schedule(op["job_id"], apply)
+        elif kind == "backup":
+            if op.get("backup_id"):
+                self.update_backup(
+                    op["backup_id"], {"status": op["status"], "backup_metadata": op["metadata"]}
+                )
+            else:
+                self.create_backup({**op["metadata"], "status": op["status"]})
+        elif kind == "delete_backup":
+            try:
+                self.client.backups.delete(op["backup_id"])
+            except NotFound:
+                pass
+        else:
+            raise ValueError(f"unknown spooled operation {kind!r}")
