@@ -199,3 +199,28 @@ def test_damaged_or_lost_index_is_rebuilt_from_packs(templates: dict[str, Path],
             assert again.verify().ok
             for gen_id, files in gens.items():
                 assert restore_blob(again, gen_id) == files
+
+
+@pytest.mark.parametrize("enc", ENCRYPTIONS)
+@given(data=st.data())
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_flipped_byte_in_any_chunk_fails_the_read(
+    templates: dict[str, Path], enc: str, data: st.DataObject
+) -> None:
+    template = templates[enc]
+    repo = reopen(LocalStorage(str(template)), enc)
+    locations = sorted(repo.index.by_chunk.items())
+    cid, (pack_id, offset, length, _size) = data.draw(st.sampled_from(locations), label="chunk")
+    pos = data.draw(st.integers(offset, offset + length - 1), label="position")
+    mask = data.draw(st.integers(1, 255), label="xor")
+    for root in _copy(template):
+        key = f"data/{pack_id.hex()[:2]}/{pack_id.hex()}"
+        path = root / key
+        raw = bytearray(path.read_bytes())
+        raw[pos] ^= mask
+        path.write_bytes(bytes(raw))
+        with pytest.raises(CorruptData) as exc_info:
+            reopen(LocalStorage(str(root)), enc).read_chunk(cid)
+        assert (exc_info.value.key, exc_info.value.offset) == (key, offset)
