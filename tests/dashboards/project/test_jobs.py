@@ -364,12 +364,12 @@ class JobUpdateAndDetailTests(helpers.TestCase):
         self.mock_job_get.return_value = self.job_with_extra_action()
         url = reverse("horizon:project:freezer_jobs:update", args=["job-1"])
         res = self.client.post(
-            url, form_data(job_id="job-1", schedule_kind="once", path_to_backup="/srv")
+            url, form_data(job_id="job-2", schedule_kind="once", path_to_backup="/srv")
         )
         self.assertNoFormErrors(res)
         self.assertRedirectsNoFollow(res, INDEX_URL)
         job_id, patch = self.mock_job_update.call_args.args[1:]
-        self.assertEqual(job_id, "job-1")
+        self.assertEqual(job_id, "job-1")  # from the URL; a posted job_id is ignored
         self.assertEqual(
             patch["job_schedule"],
             {

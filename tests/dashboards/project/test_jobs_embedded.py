@@ -63,7 +63,7 @@ class EmbeddedJobsTests(helpers.TestCase):
         self.assertEqual(res.context["form"].initial["interval_unit"], "hours")
         res = self.client.post(
             url,
-            form_data(job_id=job["job_id"], schedule_kind="continuous", backup_name="etc2"),
+            form_data(schedule_kind="continuous", backup_name="etc2"),
         )
         self.assertNoFormErrors(res)
         stored = self.store.jobs.get(job["job_id"])

@@ -34,7 +34,6 @@ def _choices(values):
 class JobForm(dashboard_forms.ScheduleForm):
     # What, where, when: the schedule fields come from the parent class and go in the middle.
     field_order = (
-        "job_id",
         "description",
         "client_id",
         "engine_name",
@@ -171,11 +170,10 @@ class CreateJobForm(JobForm):
 
 
 class UpdateJobForm(JobForm):
-    job_id = forms.CharField(widget=forms.HiddenInput())
-
     def __init__(self, request, *args, **kwargs):
-        # The job as loaded by the view: its other actions and schedule state are kept as they are.
-        self.job_doc = kwargs.pop("job_doc", {})
+        # The job as loaded by the view from the URL's ID (never from a posted field): its other
+        # actions and its schedule state are kept as they are.
+        self.job_doc = kwargs.pop("job_doc")
         super().__init__(request, *args, **kwargs)
 
     def handle(self, request, data):
@@ -209,7 +207,7 @@ class UpdateJobForm(JobForm):
             "client_id": data["client_id"],
         }
         try:
-            api_freezer.job_update(request, data["job_id"], patch)
+            api_freezer.job_update(request, self.job_doc["job_id"], patch)
         except api_exceptions.ValidationError as error:
             dashboard_forms.map_api_errors(self, error)
             return False

@@ -44,7 +44,6 @@ def initial_from_job(job):
     )
     action = first.get("freezer_action") or {}
     initial = {
-        "job_id": job.id,
         "description": job.description,
         "client_id": job.client_id or "",
         "engine_name": action.get("engine_name"),
