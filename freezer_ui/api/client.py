@@ -44,9 +44,13 @@ class _Manager:
         if limit < 1 or offset < 0:
             raise ValueError("limit must be >= 1 and offset >= 0")
         return self._transport.list(
-            self._ctx, self.kind, limit=limit, offset=offset, search=search,
+            self._ctx,
+            self.kind,
+            limit=limit,
+            offset=offset,
+            search=search,
             all_projects=all_projects,
-        )  # fmt: skip
+        )
 
     def get(self, doc_id: str) -> dict[str, Any]:
         return self._transport.get(self._ctx, self.kind, doc_id)
