@@ -93,25 +93,32 @@ def run(ctx: ActionContext) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- backup
-def _record_base(ctx: ActionContext, engine_name: str) -> dict[str, Any]:
+def record_base(
+    agent: Agent, job: dict[str, Any], action: dict[str, Any], started: int, run_id: str
+) -> dict[str, Any]:
     """A backup document in freezer-api's shape (what its agent writes), plus our fields."""
-    a = ctx.action
     return {
-        "backup_name": a.get("backup_name"),
-        "hostname": ctx.agent.hostname,
-        "client_id": ctx.agent.client_id,
-        "job_id": ctx.job["job_id"],
-        "container": a.get("container"),
-        "storage": a.get("storage") or "local",
-        "engine_name": engine_name,
-        "mode": a.get("mode") or "fs",
-        "path_to_backup": a.get("path_to_backup"),
-        "time_stamp": ctx.started,
+        "backup_name": action.get("backup_name") or "(unnamed)",
+        "hostname": agent.hostname,
+        "client_id": agent.client_id,
+        "job_id": job["job_id"],
+        "container": action.get("container"),
+        "storage": action.get("storage") or "local",
+        "engine_name": str(action.get("engine_name") or action.get("engine") or "tar"),
+        "mode": action.get("mode") or "fs",
+        "path_to_backup": action.get("path_to_backup"),
+        "time_stamp": started,
         "curr_backup_level": 0,  # every generation is logically full
         "level": 0,
-        "freezer_ui_run_id": ctx.current["run_id"],
+        "freezer_ui_run_id": run_id,
         "freezer_ui_agent": True,
     }
+
+
+def _record_base(ctx: ActionContext, engine_name: str) -> dict[str, Any]:
+    base = record_base(ctx.agent, ctx.job, ctx.action, ctx.started, ctx.current["run_id"])
+    base["engine_name"] = engine_name
+    return base
 
 
 def backup(ctx: ActionContext) -> dict[str, Any]:

@@ -566,6 +566,8 @@ class Agent:
             except Refused as e:
                 log(f"action {index} ({name}) refused: {e}", logging.ERROR)
                 outcome.result, outcome.error = "refused", str(e)
+                if name == "backup":
+                    self._report_refused_backup(job, action, started, current, str(e), log)
                 return outcome
             except Exception as e:  # noqa: BLE001 - every failure is reported, then retried
                 outcome.result, outcome.error = "fail", f"{type(e).__name__}: {e}"
@@ -580,6 +582,29 @@ class Agent:
                     outcome.result, outcome.error = "aborted", "aborted"
                     return outcome
         return outcome
+
+    def _report_refused_backup(
+        self,
+        job: dict[str, Any],
+        action: dict[str, Any],
+        started: int,
+        current: dict[str, Any],
+        reason: str,
+        log: RunLog,
+    ) -> None:
+        """An ``error`` backup record says why, where the dashboard looks (both modes); the
+        job's ``result`` can only say ``fail`` (freezer-api's enum)."""
+        from freezer_ui.agent.actions import record_base
+
+        base = record_base(self, job, action, started, current["run_id"])
+        self.store.report(
+            {
+                "op": "backup",
+                "backup_id": None,
+                "status": "error",
+                "metadata": {**base, "error": reason, "log": log.lines[-RECORD_LOG_LINES:]},
+            }
+        )
 
     # ----------------------------------------------------------------- actions
     def _execute(

@@ -1,0 +1,226 @@
+"""The agent against the embedded API: real sqlite file, real tar engine, tmp repositories."""
+
+import filecmp
+import os
+import threading
+
+from freezer_ui.agent.state import read_runs
+from freezer_ui.repository import Repository
+from freezer_ui.storage import get_storage
+from tests.agent.conftest import (
+    HOST,
+    backup_job,
+    backups_of,
+    embedded_client,
+    make_tree,
+    schedule_of,
+)
+
+
+def open_repo(path):
+    return Repository.open(get_storage(str(path)))
+
+
+def same_tree(a, b):
+    cmp = filecmp.dircmp(a, b)
+    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
+        return False
+    return all(same_tree(os.path.join(a, d), os.path.join(b, d)) for d in cmp.common_dirs)
+
+
+def test_agent_registers_its_capabilities(api, make_agent):
+    make_agent()
+    client = api.clients.get(HOST)["client"]
+    assert client["hostname"] == HOST
+    assert "tar" in client["supported_engines"]
+    assert "local" in client["supported_storages"]
+    assert set(client["supported_actions"]) == {"backup", "restore", "admin", "info"}
+
+
+def test_scheduled_job_runs_records_a_backup_and_restores(api, make_agent, tmp_path):
+    agent = make_agent()
+    src, repo = make_tree(tmp_path / "src"), tmp_path / "repo"
+    job_id = api.jobs.create(backup_job(src, repo))
+
+    assert agent.poll() == [job_id]
+    schedule = schedule_of(api, job_id)
+    assert schedule["status"] == "scheduled"  # "1 days": runs again tomorrow
+    assert schedule["result"] == "success"
+    assert schedule["time_ended"] >= schedule["time_started"] > 0
+    # Not due again before the interval.
+    assert agent.poll() == []
+
+    (record,) = backups_of(api, job_id)
+    meta = record["backup_metadata"]
+    assert record["status"] == "available"
+    assert meta["backup_name"] == "data" and meta["hostname"] == HOST
+    assert meta["container"] == str(repo) and meta["engine_name"] == "tar"
+    assert meta["curr_backup_level"] == 0 and meta["time_stamp"] == schedule["time_started"]
+    assert meta["files"] >= 20 and meta["size"] == 20 * 4096
+    assert meta["new_bytes"] == 20 * 4096 and meta["stored_bytes"] > 0
+    assert meta["dedup_ratio"] == 0.0
+    assert meta["progress"]["files_done"] >= 20 and meta["progress"]["finished"]
+    repository = open_repo(repo)
+    (gen,) = repository.generations()
+    assert meta["generation_id"] == gen.id
+
+    (run,) = read_runs(agent.state.root, job_id)
+    assert run["result"] == "success"
+    assert run["actions"][0]["generation_id"] == gen.id
+    assert any("generation" in line for line in run["log"])
+
+    # A restore job (no schedule: runs once) brings the tree back.
+    target = tmp_path / "restored"
+    restore_id = api.jobs.create(
+        {
+            "client_id": HOST,
+            "job_schedule": {},
+            "job_actions": [
+                {
+                    "freezer_action": {
+                        "action": "restore",
+                        "backup_name": "data",
+                        "restore_abs_path": str(target),
+                        "storage": "local",
+                        "container": str(repo),
+                    }
+                }
+            ],
+        }
+    )
+    assert agent.poll() == [restore_id]
+    assert schedule_of(api, restore_id)["status"] == "completed"
+    assert schedule_of(api, restore_id)["result"] == "success"
+    assert same_tree(src, target)
+    assert os.readlink(target / "link") == "d0"
+    assert agent.poll() == []
+
+
+def test_start_stop_events(api, make_agent, tmp_path):
+    agent = make_agent()
+    src, repo = make_tree(tmp_path / "src", files=3), tmp_path / "repo"
+    job_id = api.jobs.create(backup_job(src, repo))
+    assert agent.poll() == [job_id]
+    first = schedule_of(api, job_id)["time_started"]
+
+    assert api.jobs.start(job_id) == "success"  # run now, ahead of the interval
+    assert agent.poll() == [job_id]
+    schedule = schedule_of(api, job_id)
+    assert schedule["event"] == "" and schedule["status"] == "scheduled"
+    assert schedule["time_started"] >= first
+    assert len(open_repo(repo).generations()) == 2
+
+    api.jobs.stop(job_id)
+    assert agent.poll() == []
+    schedule = schedule_of(api, job_id)
+    assert schedule["status"] == "stop" and schedule["event"] == ""
+    api.jobs.update(job_id, {"job_schedule": {**schedule, "schedule_interval": "1 seconds"}})
+    assert agent.poll() == []  # stopped: even a due job does not run
+
+    api.jobs.start(job_id)
+    assert agent.poll() == [job_id]
+    assert len(open_repo(repo).generations()) == 3
+
+
+def test_abort_mid_backup_leaves_a_valid_repository(api, make_agent, tmp_path):
+    src, repo = make_tree(tmp_path / "src", files=200, size=2048), tmp_path / "repo"
+    aborted = threading.Event()
+    job_ids = []
+
+    def hook(snapshot):
+        # The user presses "abort" once the backup is under way.
+        if snapshot.files_done >= 5 and not aborted.is_set():
+            aborted.set()
+            embedded_client().jobs.abort(job_ids[0])
+
+    agent = make_agent(progress_hook=hook)
+    job_ids.append(api.jobs.create(backup_job(src, repo)))
+    assert agent.poll() == job_ids
+    assert aborted.is_set()
+
+    schedule = schedule_of(api, job_ids[0])
+    assert schedule["result"] == "aborted"
+    assert schedule["status"] == "stop" and schedule["event"] == ""
+    repository = open_repo(repo)
+    assert repository.generations() == []  # nothing half-made is visible
+    assert repository.verify().ok
+    assert backups_of(api, job_ids[0]) == []  # the "creating" record went away
+    (run,) = read_runs(agent.state.root, job_ids[0])
+    assert run["result"] == "aborted"
+
+    # The next run starts from a valid repository and succeeds.
+    api.jobs.start(job_ids[0])
+    assert agent.poll() == job_ids
+    assert schedule_of(api, job_ids[0])["result"] == "success"
+    repository = open_repo(repo)
+    assert len(repository.generations()) == 1
+    assert repository.verify().ok
+
+
+def test_unsupported_engine_is_refused_with_a_reason(api, make_agent, tmp_path):
+    agent = make_agent()
+    src, repo = make_tree(tmp_path / "src", files=2), tmp_path / "repo"
+    # freezer-api does not check engine_name: the job is accepted, the agent refuses it.
+    job_id = api.jobs.create(backup_job(src, repo, engine_name="zfs"))
+    assert agent.poll() == [job_id]
+    schedule = schedule_of(api, job_id)
+    assert schedule["result"] == "fail"
+    assert schedule["status"] == "stop"  # not retried every interval until edited
+    (run,) = read_runs(agent.state.root, job_id)
+    assert "does not support engine 'zfs'" in run["reason"]
+    assert run["actions"][0]["attempts"] == 1
+    (record,) = backups_of(api, job_id)
+    assert record["status"] == "error"
+    assert "does not support engine 'zfs'" in record["backup_metadata"]["error"]
+    assert not (repo / "config").exists()
+    assert agent.poll() == []
+
+
+def test_failed_action_is_retried_then_mandatory_actions_still_run(api, make_agent, tmp_path):
+    agent = make_agent()
+    repo = tmp_path / "repo"
+    missing = tmp_path / "does-not-exist"
+    job = backup_job(missing, repo, schedule={})
+    job["job_actions"][0]["max_retries"] = 2
+    job["job_actions"].append(  # skipped: not mandatory, after a failure
+        {"freezer_action": {"action": "info", "storage": "local", "container": str(repo)}}
+    )
+    job["job_actions"].append(
+        {
+            "freezer_action": {"action": "info", "storage": "local", "container": str(repo)},
+            "mandatory": True,
+        }
+    )
+    job_id = api.jobs.create(job)
+    assert agent.poll() == [job_id]
+    schedule = schedule_of(api, job_id)
+    assert schedule["result"] == "fail" and schedule["status"] == "completed"
+    (run,) = read_runs(agent.state.root, job_id)
+    first, skipped, mandatory = run["actions"]
+    assert first["result"] == "fail" and first["attempts"] == 3
+    assert "cannot back up" in first["error"]
+    assert skipped["result"] == "skipped"
+    assert mandatory["result"] == "success"
+
+
+def test_passphrase_comes_from_a_key_file_never_the_job(api, make_agent, tmp_path, caplog):
+    agent = make_agent()
+    secret = "correct horse battery staple"
+    key = os.path.join(agent.key_dir, "repo-key")
+    with open(key, "w") as f:
+        f.write(secret + "\n")
+    src, repo = make_tree(tmp_path / "src", files=2), tmp_path / "repo"
+    job_id = api.jobs.create(backup_job(src, repo, passphrase_ref="repo-key"))
+    with caplog.at_level("DEBUG"):
+        assert agent.poll() == [job_id]
+    assert schedule_of(api, job_id)["result"] == "success"
+    repository = Repository.open(get_storage(str(repo)), passphrase=secret)
+    assert repository.encrypted and len(repository.generations()) == 1
+    assert secret not in caplog.text
+    assert secret not in str(api.jobs.get(job_id))
+    assert secret not in str(read_runs(agent.state.root, job_id))
+    # A reference may only name a file in the key dir.
+    bad = api.jobs.create(backup_job(src, repo, passphrase_ref="../../etc/passwd"))
+    assert agent.poll() == [bad]
+    (run,) = read_runs(agent.state.root, bad)
+    assert "bad passphrase_ref" in run["reason"]
