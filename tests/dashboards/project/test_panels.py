@@ -237,3 +237,28 @@ class OverviewTests(helpers.TestCase):
         self.assertEqual(res.status_code, 200)
         self.assertIn("Unable to retrieve the backup overview.", messages_of(res)[0])
         self.assertContains(res, "could not be reached")
+
+
+class BackupDetailTests(helpers.TestCase):
+    @create_mocks({api_freezer: ["backup_get"]})
+    def test_detail(self):
+        self.mock_backup_get.return_value = helpers.backup(backup_name=PAYLOAD)
+        res = self.client.get(reverse("horizon:project:freezer_backups:detail", args=["backup-1"]))
+        self.assertEqual(res.status_code, 200)
+        self.assertContains(res, "gen-1")
+        self.assertContains(res, "512\xa0bytes")
+        self.assertContains(res, "--generation gen-1")
+        self.assertNotContains(res, PAYLOAD)
+        self.mock_backup_get.assert_called_once_with(IsHttpRequest(), "backup-1")
+
+    @create_mocks({api_freezer: ["backup_get"]})
+    def test_missing_backup_redirects(self):
+        self.mock_backup_get.side_effect = api_exceptions.NotFound("no such backup")
+        res = self.client.get(reverse("horizon:project:freezer_backups:detail", args=["nope"]))
+        self.assertRedirectsNoFollow(res, BACKUPS_URL)
+
+    @create_mocks({api_freezer: ["backup_list"]})
+    def test_index_links_to_the_detail(self):
+        self.mock_backup_list.return_value = ([helpers.backup()], False)
+        res = self.client.get(BACKUPS_URL)
+        self.assertContains(res, 'href="/project/freezer_backups/backup-1/"')

@@ -49,7 +49,11 @@ def bytes_display(value):
 
 
 class BackupsTable(utils.PagedDataTable):
-    backup_name = tables.Column("backup_name", verbose_name=_("Backup name"))
+    backup_name = tables.Column(
+        "backup_name",
+        verbose_name=_("Backup name"),
+        link="horizon:project:freezer_backups:detail",
+    )
     hostname = tables.Column("hostname", verbose_name=_("Host"))
     time = tables.Column(backup_time, verbose_name=_("Created"), filters=(utils.format_datetime,))
     engine = tables.Column("engine_name", verbose_name=_("Engine"))

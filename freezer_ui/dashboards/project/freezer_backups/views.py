@@ -1,5 +1,7 @@
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from horizon import tables
+from horizon import exceptions, tables, views
+from horizon.utils import memoized
 
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.dashboards import utils
@@ -21,3 +23,26 @@ class IndexView(utils.PagedTableMixin, tables.DataTableView):
         except Exception:
             return self.api_failed(_("Unable to retrieve backups."))
         return backups
+
+
+class DetailView(views.HorizonTemplateView):
+    template_name = "freezer_ui/project/freezer_backups/detail.html"
+    page_title = "{{ backup.backup_name }}"
+
+    @memoized.memoized_method
+    def get_backup(self):
+        try:
+            return api_freezer.backup_get(self.request, self.kwargs["backup_id"])
+        except Exception:
+            exceptions.handle(
+                self.request,
+                _("Unable to retrieve the backup."),
+                redirect=reverse("horizon:project:freezer_backups:index"),
+            )
+
+    def get_context_data(self, **kwargs):
+        backup = self.get_backup()
+        context = super().get_context_data(backup=backup, **kwargs)
+        context["created"] = utils.format_datetime(utils.timestamp_to_datetime(backup.time_stamp))
+        context["url"] = reverse("horizon:project:freezer_backups:index")
+        return context
