@@ -1,5 +1,7 @@
 """FreezerClient over the embedded transport, on a real sqlite database."""
 
+import copy
+
 import pytest
 
 from freezer_ui import models
@@ -543,3 +545,14 @@ def test_backups(alice):
 
     alice.backups.delete(old)
     assert [b["backup_id"] for b in alice.backups.list()] == [new, pending]
+
+
+def test_listing_jobs_costs_a_fixed_number_of_queries(alice, django_assert_max_num_queries):
+    two_actions = [{"freezer_action": backup_action()}, {"freezer_action": backup_action()}]
+    for _ in range(10):
+        alice.jobs.create(job_doc(job_actions=copy.deepcopy(two_actions)))
+    with django_assert_max_num_queries(2):
+        page = alice.jobs.list(limit=10)
+    assert [len(job["job_actions"]) for job in page] == [2] * 10
+    with django_assert_max_num_queries(2):
+        assert len(alice.jobs.list(search={"match": [{"backup_name": "etc"}]})) == 10

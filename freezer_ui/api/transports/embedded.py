@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from django.core.exceptions import ImproperlyConfigured
@@ -59,8 +59,20 @@ _NOUNS: dict[Kind, str] = {
     "clients": "client",
     "backups": "backup",
 }
+_BATCH = 200
 # freezer-api's default hold-off window of a session start, in seconds.
 SESSION_HOLD_OFF = 30
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
@@ -108,22 +120,26 @@ class EmbeddedTransport(BaseTransport):
             raise NotFound(f"{_NOUNS[kind]} {doc_id} not found")
         return row
 
-    def _job_actions(self, project_id: str, refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        ids = [ref["action_id"] for ref in refs]
+    def _outs(self, kind: Kind, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        """Documents as returned; a job's action references become the action documents."""
+        rows = list(rows)
+        docs = [copy.deepcopy(row.doc) for row in rows]
+        if kind != "jobs":
+            return docs
+        # One query for the actions of all these jobs, not one per job.
+        wanted = {ref["action_id"] for doc in docs for ref in doc.get("job_actions", [])}
         stored = {
-            row.id: row.doc
-            for row in models.Action.objects.using(self.using).filter(
-                project_id=project_id, id__in=ids
-            )
+            (action.project_id, action.id): action.doc
+            for action in models.Action.objects.using(self.using).filter(id__in=wanted)
         }
-        # A deleted action drops out of the jobs that used it, as in freezer-api.
-        return [copy.deepcopy(stored[i]) for i in ids if i in stored]
+        for row, doc in zip(rows, docs, strict=True):
+            keys = [(row.project_id, ref["action_id"]) for ref in doc.get("job_actions", [])]
+            # A deleted action drops out of the jobs that used it, as in freezer-api.
+            doc["job_actions"] = [copy.deepcopy(stored[key]) for key in keys if key in stored]
+        return docs
 
     def _out(self, kind: Kind, row: Any) -> dict[str, Any]:
-        doc = copy.deepcopy(row.doc)
-        if kind == "jobs":
-            doc["job_actions"] = self._job_actions(row.project_id, doc.get("job_actions", []))
-        return doc
+        return self._outs(kind, [row])[0]
 
     def list(
         self,
@@ -141,21 +157,21 @@ class EmbeddedTransport(BaseTransport):
         if isinstance(search, str) or not search:
             if search and search.strip():
                 rows = rows.filter(search_text__contains=search.strip().lower())
-            page = [self._out(kind, row) for row in rows[offset : offset + limit + 1]]
+            page = self._outs(kind, rows[offset : offset + limit + 1])
         else:
             # Structured search compares values anywhere in the document: filtered here,
             # as freezer-api does, then paged.
-            selected = (
-                doc
-                for doc in (self._out(kind, row) for row in rows.iterator())
-                if matches(doc, search)
-            )
             page = []
-            for index, doc in enumerate(selected):
-                if index >= offset + limit + 1:
+            seen = 0
+            for batch in _batches(rows.iterator(chunk_size=_BATCH), _BATCH):
+                for doc in self._outs(kind, batch):
+                    if not matches(doc, search):
+                        continue
+                    seen += 1
+                    if seen > offset:
+                        page.append(doc)
+                if len(page) > limit:
                     break
-                if index >= offset:
-                    page.append(doc)
         return Page(page[:limit], has_more=len(page) > limit)
 
     def get(self, ctx: Context, kind: Kind, doc_id: str) -> dict[str, Any]:
@@ -379,7 +395,7 @@ class EmbeddedTransport(BaseTransport):
                 # A new run starts with a clean slate; stop/abort leave status to the agent.
                 schedule["status"] = ""
                 schedule["result"] = ""
-            check = {**job, "job_actions": self._job_actions(row.project_id, job["job_actions"])}
+            check = {**job, "job_actions": self._out("jobs", row)["job_actions"]}
             schemas.replaced_job(
                 check, project_id=row.project_id, user_id=ctx.user_id, job_id=job_id
             )
