@@ -101,6 +101,20 @@ def probe_digest(g: Generation, passphrase: bytes) -> str:
     )
 
 
+def _umask() -> int:
+    """The process umask without changing it (os.umask() would, briefly, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _prepare_target(target: Path) -> Path:
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise TargetExists(f"{target}: exists and is not a directory")
@@ -147,9 +161,7 @@ def restore(
     target = Path(target).absolute()
     parent = _prepare_target(target)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.legacy-restore-", dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(work, 0o777 & ~umask)  # the root's mode when the archive has no "./" member
+    os.chmod(work, 0o777 & ~_umask())  # the root's mode when the archive has no "./" member
     writer = TreeWriter(str(work), warn)
     if progress:
         progress.start(total_bytes=sum(g.size for g in gens), total_files=0)
