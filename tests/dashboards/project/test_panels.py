@@ -262,3 +262,63 @@ class BackupDetailTests(helpers.TestCase):
         self.mock_backup_list.return_value = ([helpers.backup()], False)
         res = self.client.get(BACKUPS_URL)
         self.assertContains(res, 'href="/project/freezer_backups/backup-1/"')
+
+
+class SessionJobsTests(helpers.TestCase):
+    def add_url(self):
+        return reverse("horizon:project:freezer_sessions:add_job", args=["session-1"])
+
+    def remove_url(self):
+        return reverse("horizon:project:freezer_sessions:remove_job", args=["session-1"])
+
+    @create_mocks({api_freezer: ["session_get", "job_list", "session_add_job"]})
+    def test_add_job_offers_only_jobs_outside_the_session(self):
+        self.mock_session_get.return_value = helpers.session(
+            description=PAYLOAD, jobs={"job-1": {"status": "stop"}}
+        )
+        self.mock_job_list.return_value = (
+            [helpers.job(), helpers.job(job_id="job-2", description="Weekly")],
+            False,
+        )
+        res = self.client.get(self.add_url())
+        self.assertEqual(res.status_code, 200)
+        self.assertEqual(
+            [c[0] for c in res.context["form"].fields["job_id"].choices], ["", "job-2"]
+        )
+        self.assertContains(res, "its own schedule is replaced")
+        self.assertNotContains(res, PAYLOAD)
+
+        res = self.client.post(self.add_url(), {"job_id": "job-2"})
+        self.assertNoFormErrors(res)
+        self.assertRedirectsNoFollow(res, SESSIONS_URL)
+        self.mock_session_add_job.assert_called_once_with(IsHttpRequest(), "session-1", "job-2")
+
+    @create_mocks({api_freezer: ["session_get", "job_list", "session_add_job"]})
+    def test_a_job_of_the_session_cannot_be_added_again(self):
+        self.mock_session_get.return_value = helpers.session(jobs={"job-1": {}})
+        self.mock_job_list.return_value = ([helpers.job()], False)
+        res = self.client.post(self.add_url(), {"job_id": "job-1"})
+        self.assertIn("job_id", res.context["form"].errors)
+        self.mock_session_add_job.assert_not_called()
+
+    @create_mocks({api_freezer: ["session_get", "job_list", "session_remove_job"]})
+    def test_remove_job(self):
+        self.mock_session_get.return_value = helpers.session(jobs={"job-1": {}})
+        self.mock_job_list.return_value = (
+            [helpers.job(), helpers.job(job_id="job-2")],
+            False,
+        )
+        res = self.client.post(self.remove_url(), {"job_id": "job-1"})
+        self.assertRedirectsNoFollow(res, SESSIONS_URL)
+        self.mock_session_remove_job.assert_called_once_with(IsHttpRequest(), "session-1", "job-1")
+
+    @create_mocks({api_freezer: ["session_list"]})
+    def test_remove_is_offered_only_when_the_session_has_jobs(self):
+        self.mock_session_list.return_value = (
+            [helpers.session(), helpers.session(session_id="s-2", jobs={"job-1": {}})],
+            False,
+        )
+        res = self.client.get(SESSIONS_URL)
+        self.assertContains(res, "/project/freezer_sessions/session-1/add_job/")
+        self.assertNotContains(res, "/project/freezer_sessions/session-1/remove_job/")
+        self.assertContains(res, "/project/freezer_sessions/s-2/remove_job/")

@@ -14,6 +14,25 @@ class CreateSession(tables.LinkAction):
     icon = "plus"
 
 
+class AddJob(tables.LinkAction):
+    name = "add_job"
+    verbose_name = _("Add Job")
+    url = "horizon:project:freezer_sessions:add_job"
+    classes = ("ajax-modal",)
+    icon = "plus"
+
+
+class RemoveJob(tables.LinkAction):
+    name = "remove_job"
+    verbose_name = _("Remove Job")
+    url = "horizon:project:freezer_sessions:remove_job"
+    classes = ("ajax-modal",)
+    icon = "minus"
+
+    def allowed(self, request, session=None):
+        return session is None or bool(session.jobs)
+
+
 class DeleteSession(tables.DeleteAction):
     help_text = _("The session's jobs are kept; they no longer run together.")
 
@@ -48,4 +67,4 @@ class SessionsTable(utils.PagedDataTable):
         name = "sessions"
         verbose_name = _("Sessions")
         table_actions = (CreateSession, DeleteSession)
-        row_actions = (DeleteSession,)
+        row_actions = (AddJob, RemoveJob, DeleteSession)

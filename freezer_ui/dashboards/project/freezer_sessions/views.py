@@ -1,6 +1,7 @@
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext_lazy as _
-from horizon import forms, tables
+from horizon import exceptions, forms, tables
+from horizon.utils import memoized
 
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.dashboards import utils
@@ -33,3 +34,50 @@ class CreateView(forms.ModalFormView):
     submit_label = _("Create Session")
     submit_url = reverse_lazy("horizon:project:freezer_sessions:create")
     success_url = reverse_lazy("horizon:project:freezer_sessions:index")
+
+
+class SessionJobView(forms.ModalFormView):
+    """Add a job to, or remove one from, the session named in the URL."""
+
+    url_name = ""
+    success_url = reverse_lazy("horizon:project:freezer_sessions:index")
+
+    @memoized.memoized_method
+    def get_session(self):
+        try:
+            return api_freezer.session_get(self.request, self.kwargs["session_id"])
+        except Exception:
+            exceptions.handle(
+                self.request, _("Unable to retrieve the session."), redirect=self.success_url
+            )
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["session"] = self.get_session()
+        return kwargs
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["session"] = self.get_session()
+        context["submit_url"] = reverse(self.url_name, args=(self.kwargs["session_id"],))
+        return context
+
+
+class AddJobView(SessionJobView):
+    form_class = session_forms.AddJobForm
+    form_id = "add_job_form"
+    modal_id = "add_job_modal"
+    template_name = "freezer_ui/project/freezer_sessions/add_job.html"
+    page_title = _("Add Job to Session")
+    submit_label = _("Add Job")
+    url_name = "horizon:project:freezer_sessions:add_job"
+
+
+class RemoveJobView(SessionJobView):
+    form_class = session_forms.RemoveJobForm
+    form_id = "remove_job_form"
+    modal_id = "remove_job_modal"
+    template_name = "freezer_ui/project/freezer_sessions/remove_job.html"
+    page_title = _("Remove Job from Session")
+    submit_label = _("Remove Job")
+    url_name = "horizon:project:freezer_sessions:remove_job"
