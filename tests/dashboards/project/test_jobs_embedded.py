@@ -81,3 +81,31 @@ class EmbeddedJobsTests(helpers.TestCase):
         other.jobs.create(dict(doc, client_id="host-9", description="not yours"))
         res = self.client.get(INDEX_URL)
         self.assertNotContains(res, "not yours")
+
+    def test_session_create_add_and_remove_a_job(self):
+        self.client.post(CREATE_URL, form_data())
+        (job,) = self.store.jobs.list(limit=10)
+        res = self.client.post(
+            reverse("horizon:project:freezer_sessions:create"),
+            {"description": "Web nodes", "schedule_kind": "interval", "interval_number": "1",
+             "interval_unit": "days"},
+        )  # fmt: skip
+        self.assertNoFormErrors(res)
+        (session,) = self.store.sessions.list(limit=10)
+        self.assertEqual(session["schedule"]["schedule_interval"], "1 days")
+        sid = session["session_id"]
+
+        res = self.client.post(
+            reverse("horizon:project:freezer_sessions:add_job", args=[sid]),
+            {"job_id": job["job_id"]},
+        )
+        self.assertNoFormErrors(res)
+        self.assertIn(job["job_id"], self.store.sessions.get(sid)["jobs"])
+        res = self.client.get(reverse("horizon:project:freezer_sessions:index"))
+        self.assertContains(res, f"/project/freezer_sessions/{sid}/remove_job/")
+
+        self.client.post(
+            reverse("horizon:project:freezer_sessions:remove_job", args=[sid]),
+            {"job_id": job["job_id"]},
+        )
+        self.assertNotIn(job["job_id"], self.store.sessions.get(sid).get("jobs") or {})
