@@ -8,7 +8,7 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["FREEZER_UI_AGENT_TEST_DB"],
-        "OPTIONS": {"timeout": 30},
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
     }
 }
 FREEZER_UI_DATABASE = "default"

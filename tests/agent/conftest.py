@@ -29,7 +29,12 @@ def agent_db(tmp_path, django_db_blocker, settings):
     alias = f"agent_{uuid.uuid4().hex[:8]}"
     path = tmp_path / "freezer_ui.sqlite3"
     config = copy.deepcopy(connections.databases["default"])
-    config.update(NAME=str(path), OPTIONS={"timeout": 30}, TEST={"NAME": str(path)})
+    # IMMEDIATE: a deferred transaction that reads, then writes, fails at once with "database
+    # is locked" when another connection writes meanwhile (sqlite refuses the lock upgrade to
+    # avoid a deadlock, without waiting).  Agents and web workers write concurrently, so
+    # freezer_ui.conf.embedded_database() needs the same option (docs/agent.md).
+    options = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    config.update(NAME=str(path), OPTIONS=options, TEST={"NAME": str(path)})
     connections.databases[alias] = config
     settings.FREEZER_UI_DATABASE = alias
     with django_db_blocker.unblock():
