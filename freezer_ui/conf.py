@@ -7,6 +7,7 @@ is written down once.
 from __future__ import annotations
 
 import os
+import posixpath
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,23 @@ def get(name: str) -> Any:
 
 def database_alias() -> str:
     return get("FREEZER_UI_DATABASE")
+
+
+def allowed_roots() -> list[str]:
+    """The normalised path prefixes jobs may back up from and restore into."""
+    return [posixpath.normpath(root) for root in get("FREEZER_UI_ALLOWED_ROOTS")]
+
+
+def path_allowed(path: str, roots: list[str] | None = None) -> bool:
+    """Whether ``path`` is absolute and, once ``..`` is resolved, inside an allowed root."""
+    if not path.startswith("/"):
+        return False
+    # normpath folds "/srv/../etc" to "/etc" before the prefix test, so ".." cannot escape.
+    normalised = posixpath.normpath(path)
+    for root in allowed_roots() if roots is None else roots:
+        if root == "/" or normalised == root or normalised.startswith(root.rstrip("/") + "/"):
+            return True
+    return False
 
 
 def embedded_database(state_dir: str | None = None) -> dict[str, Any]:

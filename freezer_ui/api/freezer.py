@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from freezer_ui import conf
 from freezer_ui.api.client import FreezerClient
-from freezer_ui.api.exceptions import Unavailable
+from freezer_ui.api.exceptions import Unavailable, ValidationError
 from freezer_ui.api.resources import Action, Backup, Client, Job, Session
 from freezer_ui.api.transports.base import BaseTransport, Search
 
@@ -71,6 +71,35 @@ def freezerclient(request: Any) -> FreezerClient:
     )
 
 
+# freezer_action keys naming a path on the agent's host, checked against the allowed roots.
+PATH_KEYS = ("path_to_backup", "restore_abs_path")
+
+
+def _check_paths(doc: Any, prefix: str = "") -> None:
+    """Refuse paths outside FREEZER_UI_ALLOWED_ROOTS in a job or action document.
+
+    An operator policy of ours, not a freezer-api rule: it is applied here, at the seam every
+    panel goes through, for both transports (the agent checks again before it runs).
+    """
+    if not isinstance(doc, dict):
+        return
+    roots = conf.allowed_roots()
+    actions = doc.get("job_actions")
+    entries = enumerate(actions) if isinstance(actions, list) else [(None, doc)]
+    errors = {}
+    for index, entry in entries:
+        action = entry.get("freezer_action") if isinstance(entry, dict) else None
+        where = prefix if index is None else f"{prefix}job_actions.{index}."
+        for key in PATH_KEYS:
+            value = action.get(key) if isinstance(action, dict) else None
+            if isinstance(value, str) and value and not conf.path_allowed(value, roots):
+                errors[f"{where}freezer_action.{key}"] = (
+                    "must be an absolute path inside " + ", ".join(roots)
+                )
+    if errors:
+        raise ValidationError(errors)
+
+
 def _page(manager: Any, wrap: type, limit: int, offset: int, search: Search, all_projects: bool):
     page = manager.list(limit=limit, offset=offset, search=search, all_projects=all_projects)
     return [wrap(doc) for doc in page], page.has_more
@@ -88,10 +117,12 @@ def job_get(request, job_id) -> Job:
 
 
 def job_create(request, doc: dict) -> str:
+    _check_paths(doc)
     return freezerclient(request).jobs.create(doc)
 
 
 def job_update(request, job_id, patch: dict) -> None:
+    _check_paths(patch)
     freezerclient(request).jobs.update(job_id, patch)
 
 
@@ -123,10 +154,12 @@ def action_get(request, action_id) -> Action:
 
 
 def action_create(request, doc: dict) -> str:
+    _check_paths(doc)
     return freezerclient(request).actions.create(doc)
 
 
 def action_update(request, action_id, patch: dict) -> None:
+    _check_paths(patch)
     freezerclient(request).actions.update(action_id, patch)
 
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from freezer_ui.api import freezer as api
 from freezer_ui.api import resources
-from freezer_ui.api.exceptions import Forbidden, NotFound, Unavailable
+from freezer_ui.api.exceptions import Forbidden, NotFound, Unavailable, ValidationError
 from freezer_ui.api.transports.embedded import EmbeddedTransport
 from freezer_ui.api.transports.remote import RemoteTransport
 from tests.api.conftest import HOST, backup_action, job_doc
@@ -152,3 +152,43 @@ def test_remote_mode_with_unreachable_api_is_unavailable(settings):
     assert isinstance(api.freezerclient(request).transport, RemoteTransport)
     with pytest.raises(Unavailable):
         api.job_list(request)
+
+
+@pytest.mark.parametrize(
+    "key,path,allowed",
+    [
+        ("path_to_backup", "/srv/data", True),
+        ("path_to_backup", "/srv", True),
+        ("path_to_backup", "/etc", False),
+        ("path_to_backup", "/srv/../etc", False),
+        ("path_to_backup", "srv/data", False),
+        ("restore_abs_path", "/home/u/restore", True),
+        ("restore_abs_path", "/homework", False),
+        ("restore_abs_path", "/", False),
+    ],
+)
+def test_paths_must_stay_inside_the_allowed_roots(member, settings, key, path, allowed):
+    settings.FREEZER_UI_ALLOWED_ROOTS = ["/srv", "/home/"]
+    fields = {"path_to_backup": "/srv/data", key: path}
+    doc = job_doc(job_actions=[{"freezer_action": backup_action(**fields)}])
+    if allowed:
+        api.job_create(member, doc)
+        return
+    with pytest.raises(ValidationError) as err:
+        api.job_create(member, doc)
+    assert f"job_actions.0.freezer_action.{key}" in err.value.errors
+    with pytest.raises(ValidationError) as err:
+        api.action_create(member, {"freezer_action": backup_action(**fields)})
+    assert f"freezer_action.{key}" in err.value.errors
+    assert api.job_list(member) == ([], False)
+    assert api.action_list(member) == ([], False)
+
+
+def test_default_root_allows_any_absolute_path(member):
+    api.job_create(
+        member, job_doc(job_actions=[{"freezer_action": backup_action(path_to_backup="/var/lib")}])
+    )
+    with pytest.raises(ValidationError):
+        api.job_update(
+            member, "x", {"job_actions": [{"freezer_action": backup_action(path_to_backup="var")}]}
+        )
