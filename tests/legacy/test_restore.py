@@ -306,3 +306,20 @@ def test_module_runs_as_a_program(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=Path(__file__).parents[2],
     )  # fmt: skip
     assert r.returncode == 1 and r.stderr.startswith("error: no backup named 'nope'")
+
+
+def test_gap_in_a_chain_stops_it_with_a_note(tmp_path: Path) -> None:
+    import shutil
+
+    c = tmp_path / "c"
+    shutil.copytree(FIXTURES / "tar-gzip-maxlevel", c)
+    doc = expected("tar-gzip-maxlevel")
+    l1 = doc["generations"][1]["timestamp"]
+    for d in c.glob(f"metadata/*/*/*/1_{l1}"):
+        shutil.rmtree(d)
+    (b,) = legacy.discover(c)
+    at = doc["generations"][3]["timestamp"]
+    assert [g.level for g in b.choose(at)] == [0]
+    assert sum("level 1 missing" in n for n in b.notes) == 1
+    b.choose(at)
+    assert sum("level 1 missing" in n for n in b.notes) == 1

@@ -114,10 +114,12 @@ class LegacyBackup:
         for level in range(max(newest) + 1):
             if level not in newest:
                 # A level's parent is missing: what follows was made against data we lack.
-                self.notes.append(
+                note = (
                     f"chain {chain.level_zero_timestamp}: level {level} missing, "
                     f"ignoring levels above {level - 1}"
                 )
+                if note not in self.notes:
+                    self.notes.append(note)
                 break
             picked.append(newest[level])
         # One level's data is a diff against the *previous* level as it was when it ran; a
