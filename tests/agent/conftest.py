@@ -123,3 +123,7 @@ def backups_of(api, job_id):
         for b in api.backups.list(limit=100)
         if (b.get("backup_metadata") or {}).get("job_id") == job_id
     ]
+
+
+# The real freezer-api 19.0.0 on loopback, from the API tests (skips when it cannot install).
+from tests.api.conftest import freezer_api_python, freezer_api_url  # noqa: E402, F401
