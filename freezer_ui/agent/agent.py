@@ -644,22 +644,10 @@ class Agent:
         return actions.run(ctx)
 
 
-def run_until(agent: Agent, condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``agent`` until ``condition()`` (tests and ``--once`` tooling); False on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        agent.poll()
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 __all__ = [
     "Agent",
     "AgentConfig",
     "Cancelled",
     "Refused",
     "default_client_id",
-    "run_until",
 ]

@@ -11,6 +11,7 @@ import pytest
 from django.db import connections
 
 from freezer_ui.agent.state import read_progress, read_runs
+from freezer_ui.agent.status import job_progress
 from freezer_ui.api.client import FreezerClient
 from freezer_ui.api.exceptions import Unavailable
 from freezer_ui.api.transports.base import BaseTransport
@@ -122,7 +123,8 @@ def test_killed_agent_run_is_marked_interrupted_and_the_next_run_succeeds(
         assert schedule_of(api, job_id)["current_pid"] == child.pid
         (record,) = backups_of(api, job_id)
         assert record["status"] == "creating"
-        assert record["backup_metadata"]["progress"]["files_done"] >= 1  # live progress
+        live = job_progress(api, job_id)  # what the dashboard polls
+        assert live["files_done"] >= 1 and live["rate"] >= 0 and not live["finished"]
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
