@@ -256,3 +256,17 @@ def test_rsyncv2_hostile_headers(world: dict[str, Path]) -> None:
     assert (t / "ok").read_bytes() == b"ok"  # data stayed in step after the skipped members
     assert (t / out.lstrip("/") / "abs").read_bytes() == b"abs"
     assert res.stats.skipped == 2
+
+
+def test_old_style_regular_and_contiguous_members(world: dict[str, Path]) -> None:
+    tar = (
+        tar_member("v7.txt", b"v7", typeflag=b"\0")
+        + tar_member("olddir/", typeflag=b"\0")
+        + tar_member("contig.txt", b"c", typeflag=b"7")
+        + tar_end()
+    )
+    res = _restore(world, [tar])
+    t = world["target"]
+    assert (t / "v7.txt").read_bytes() == b"v7" and (t / "contig.txt").read_bytes() == b"c"
+    assert (t / "olddir").is_dir()
+    assert not res.warnings

@@ -27,7 +27,7 @@ MAX_META_SIZE = 256 * 1024 * 1024
 # Long names / pax records are tiny in practice; a huge one is a corrupt or hostile header.
 MAX_NAME_SIZE = 1024 * 1024
 
-REGULAR_TYPES = frozenset(b"07\0")
+REGULAR_TYPES = frozenset({b"0", b"7", b"\0"})  # "7" contiguous, NUL = pre-POSIX regular
 HARDLINK, SYMLINK, CHRDEV, BLKDEV, DIRTYPE, FIFO = b"1", b"2", b"3", b"4", b"5", b"6"
 DUMPDIR, LONGNAME, LONGLINK, SPARSE, MULTIVOL, VOLHDR = b"D", b"L", b"K", b"S", b"M", b"V"
 PAX_LOCAL, PAX_GLOBAL = b"x", b"g"
@@ -264,6 +264,8 @@ class TarReader:
             if size < 0:
                 raise CorruptArchive(self.source, f"negative size at tar offset {offset}")
 
+            if typeflag == b"\0" and name.endswith("/"):
+                typeflag = DIRTYPE  # pre-POSIX tars marked directories only by the slash
             m = Member(
                 name=name,
                 type=b"0" if typeflag in REGULAR_TYPES else typeflag,
