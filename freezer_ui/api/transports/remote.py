@@ -283,21 +283,23 @@ class RemoteTransport(BaseTransport):
 
     def update(self, ctx: Context, kind: Kind, doc_id: str, patch: Mapping[str, Any]) -> None:
         body = dict(patch)
+        if kind == "clients":
+            raise FreezerAPIError("a client is updated by registering it again", status_code=405)
         if kind == "jobs":
             schemas.job_patch(body, project_id=ctx.project_id, user_id=ctx.user_id)
-            current = self.get(ctx, kind, doc_id)
-            body.setdefault("job_schedule", current.get("job_schedule") or {})
-            if "job_actions" in body:
-                body["job_actions"] = self._full_job_actions(ctx, body["job_actions"])
         elif kind == "actions":
             schemas.action_patch(body)
         elif kind == "sessions":
             schemas.session_patch(body)
-        elif kind == "backups":
-            schemas.backup_patch(body)
         else:
-            raise FreezerAPIError("a client is updated by registering it again", status_code=405)
-        self.get(ctx, kind, doc_id)
+            schemas.backup_patch(body)
+        # NotFound before anything is sent (freezer-api would answer a missing job's PATCH 404,
+        # but a job PATCH needs the current schedule anyway, see the module docstring).
+        current = self.get(ctx, kind, doc_id)
+        if kind == "jobs":
+            body.setdefault("job_schedule", current.get("job_schedule") or {})
+            if "job_actions" in body:
+                body["job_actions"] = self._full_job_actions(ctx, body["job_actions"])
         self._call(self._manager(kind).update, doc_id, body)
 
     def delete(self, ctx: Context, kind: Kind, doc_id: str) -> None:
