@@ -272,6 +272,8 @@ def ensure_venv(work: Path) -> None:
     venv = work / "venv"
     if (venv / "bin" / "freezer-agent").exists():
         return
+    if venv.is_symlink():  # a link to a venv that has since gone away
+        venv.unlink()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", f"freezer=={FREEZER_VERSION}"], check=True
