@@ -224,3 +224,51 @@ def test_passphrase_comes_from_a_key_file_never_the_job(api, make_agent, tmp_pat
     assert agent.poll() == [bad]
     (run,) = read_runs(agent.state.root, bad)
     assert "bad passphrase_ref" in run["reason"]
+
+
+def test_admin_action_forgets_and_prunes(api, make_agent, tmp_path):
+    agent = make_agent()
+    src, repo = make_tree(tmp_path / "src", files=3), tmp_path / "repo"
+    job_id = api.jobs.create(backup_job(src, repo))
+    for _ in range(3):
+        api.jobs.start(job_id)
+        assert agent.poll() == [job_id]
+        (src / "d0" / "f0.bin").write_bytes(os.urandom(4096))  # each generation differs
+    assert len(open_repo(repo).generations()) == 3
+    admin_id = api.jobs.create(
+        {
+            "client_id": HOST,
+            "job_schedule": {},
+            "job_actions": [
+                {
+                    "freezer_action": {
+                        "action": "admin",
+                        "backup_name": "data",
+                        "keep_last": 1,
+                        "storage": "local",
+                        "container": str(repo),
+                    }
+                }
+            ],
+        }
+    )
+    assert agent.poll() == [admin_id]
+    assert schedule_of(api, admin_id)["result"] == "success"
+    repository = open_repo(repo)
+    assert len(repository.generations()) == 1
+    assert repository.verify().ok
+    (run,) = read_runs(agent.state.root, admin_id)
+    assert len(run["actions"][0]["forgotten"]) == 2
+
+
+def test_unparsable_schedule_stops_the_job_with_a_reason(api, make_agent, tmp_path):
+    agent = make_agent()
+    src, repo = make_tree(tmp_path / "src", files=1), tmp_path / "repo"
+    # Valid for freezer-api (a free string) but not a cron expression.
+    job_id = api.jobs.create(backup_job(src, repo, schedule={"schedule_hour": "25"}))
+    assert agent.poll() == []
+    schedule = schedule_of(api, job_id)
+    assert schedule["status"] == "stop" and schedule["result"] == "fail"
+    (run,) = read_runs(agent.state.root, job_id)
+    assert "schedule_hour" in run["reason"]
+    assert not (repo / "config").exists()
