@@ -33,6 +33,7 @@ DUMPDIR, LONGNAME, LONGLINK, SPARSE, MULTIVOL, VOLHDR = b"D", b"L", b"K", b"S", 
 PAX_LOCAL, PAX_GLOBAL = b"x", b"g"
 
 GNU_MAGIC = b"ustar  \0"
+_LOW_BYTES = bytes(range(128))
 POSIX_MAGIC = b"ustar\x0000"
 
 
@@ -146,10 +147,14 @@ class TarReader:
             stored = int(h[148:156].replace(b"\0", b" ").strip() or b"-1", 8)
         except ValueError:
             stored = -1
-        unsigned = sum(h[:148]) + 8 * 32 + sum(h[156:])
-        # Some old tars summed signed chars; GNU tar accepts either, so do we.
-        signed = sum((b - 256 if b > 127 else b) for b in h[:148] + h[156:]) + 8 * 32
-        if stored not in (unsigned, signed):
+        rest = h[:148] + h[156:]
+        unsigned = sum(rest) + 8 * 32
+        if stored == unsigned:
+            return
+        # Some old tars summed signed chars; GNU tar accepts either, so do we. Each byte ≥ 128
+        # counts 256 less when signed (translate() drops the low bytes to count the high ones).
+        signed = unsigned - 256 * len(rest.translate(None, _LOW_BYTES))
+        if stored != signed:
             raise CorruptArchive(
                 self.source,
                 f"tar header checksum mismatch at tar offset {offset} (corrupt data or wrong "
