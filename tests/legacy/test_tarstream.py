@@ -36,3 +36,24 @@ def test_reader_yields_clean_names_and_dumpdirs() -> None:
     assert ("D", "docs") in root.dumpdir and ("Y", "readme.txt") in root.dumpdir
     long_names = [m.name for m in members if len(m.name) > 100]
     assert long_names  # GNU 'L' long-name records were folded in
+
+
+def test_signed_and_unsigned_checksums_are_accepted() -> None:
+    import pytest
+
+    from freezer_ui.engines.legacy.errors import CorruptArchive
+
+    from .helpers import tar_header
+
+    h = bytearray(tar_header("a"))
+    h[265:269] = b"\xe9\xe9\xe9\xe9"  # high bytes make the two sums differ
+    h[148:156] = b" " * 8
+    unsigned = sum(h)
+    signed = sum(b - 256 if b > 127 else b for b in h)
+    reader = TarReader(ChunkReader([]), "x")
+    for value in (unsigned, signed):
+        h[148:156] = f"{value:06o}".encode() + b"\0 "
+        reader._check_header(bytes(h), 0)
+    h[148:156] = f"{unsigned + 1:06o}".encode() + b"\0 "
+    with pytest.raises(CorruptArchive, match="checksum"):
+        reader._check_header(bytes(h), 0)
