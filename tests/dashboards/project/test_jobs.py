@@ -401,6 +401,7 @@ class JobUpdateAndDetailTests(helpers.TestCase):
         self.assertContains(res, "Every 6 hours")
         self.assertContains(res, "/srv/backups")
         self.assertContains(res, "Action 1: backup")
+        self.assertContains(res, "2030-01-01 10:00")  # start date, in the user's zone (UTC)
         self.assertNotContains(res, PAYLOAD)
 
     @create_mocks({api_freezer: ["job_get", "backup_list"]})

@@ -20,6 +20,8 @@ class OverviewTab(tabs.Tab):
             "job": job,
             "state": dict(utils.JOB_STATES).get(utils.job_state(job), job.status),
             "schedule_text": utils.schedule_display(job.schedule_interval),
+            "start_date": utils.parse_iso(job.schedule_start_date),
+            "end_date": utils.parse_iso(job.schedule_end_date),
         }
 
 

@@ -14,7 +14,7 @@ RECENT_BACKUPS = 5
 
 class IndexView(views.HorizonTemplateView):
     template_name = "freezer_ui/project/freezer_overview/index.html"
-    page_title = _("Backup and Restore")
+    page_title = _("Backup Overview")
 
     def count_jobs(self):
         """``(Counter of status -> jobs, total, complete)``; complete is False past the cap."""

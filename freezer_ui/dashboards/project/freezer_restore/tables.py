@@ -8,7 +8,11 @@ from freezer_ui.dashboards.project.freezer_backups.tables import backup_time
 class RestorePointsTable(utils.PagedDataTable):
     """Backups a restore can start from; read-only until the restore wizard exists."""
 
-    backup_name = tables.Column("backup_name", verbose_name=_("Backup name"))
+    backup_name = tables.Column(
+        "backup_name",
+        verbose_name=_("Backup name"),
+        link="horizon:project:freezer_backups:detail",
+    )
     hostname = tables.Column("hostname", verbose_name=_("Host"))
     time = tables.Column(backup_time, verbose_name=_("Created"), filters=(utils.format_datetime,))
     engine = tables.Column("engine_name", verbose_name=_("Engine"))
