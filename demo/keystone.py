@@ -47,6 +47,15 @@ OTHER = Account("other", "other", "other", "member")
 USERS = (ADMIN, DEMO, OTHER)
 
 
+@dataclasses.dataclass(frozen=True)
+class Provisioned:
+    """An account as Keystone knows it (the tests and the demo seed need the IDs)."""
+
+    account: Account
+    project_id: str
+    user_id: str
+
+
 class KeystoneError(RuntimeError):
     """Keystone could not be set up or did not come up; the message says where to look."""
 
@@ -76,6 +85,7 @@ class KeystoneServer:
         self.port = port
         self.host = host
         self.process: subprocess.Popen | None = None
+        self.accounts: dict[str, Provisioned] = {}
 
     # -- paths and URLs -------------------------------------------------------------------------
 
@@ -297,9 +307,10 @@ backend = dogpile.cache.memory
         )
         return session.Session(auth=auth)
 
-    def provision(self, accounts=(DEMO, OTHER)) -> dict[str, str]:
-        """Create each account's project, user and role assignment; returns project name → id.
+    def provision(self, accounts=(DEMO, OTHER)) -> dict[str, Provisioned]:
+        """Create each account's project, user and role assignment.
 
+        Returns username → ids for every account in ``USERS`` (the admin's come from bootstrap).
         Safe to repeat: existing projects and users are reused, passwords reset to the known
         ones (so the printed credentials are always right), role grants are idempotent PUTs.
         """
@@ -307,7 +318,6 @@ backend = dogpile.cache.memory
 
         ks = client.Client(session=self.admin_session(), interface="public")
         roles = {r.name: r for r in ks.roles.list()}
-        project_ids = {}
         for acct in accounts:
             projects = ks.projects.list(name=acct.project, domain=DOMAIN_ID)
             project = projects[0] if projects else None
@@ -328,10 +338,13 @@ backend = dogpile.cache.memory
                     default_project=project,
                 )
             ks.roles.grant(roles[acct.role], user=user, project=project)
-            project_ids[acct.project] = project.id
-        admin_projects = ks.projects.list(name=ADMIN.project, domain=DOMAIN_ID)
-        project_ids[ADMIN.project] = admin_projects[0].id
-        return project_ids
+        ids = {}
+        for acct in USERS:
+            project = ks.projects.list(name=acct.project, domain=DOMAIN_ID)[0]
+            user = ks.users.list(name=acct.username, domain=DOMAIN_ID)[0]
+            ids[acct.username] = Provisioned(acct, project_id=project.id, user_id=user.id)
+        self.accounts = ids
+        return ids
 
     # -- context manager for tests ----------------------------------------------------------------
 

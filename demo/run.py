@@ -10,6 +10,7 @@ Ctrl-C or SIGTERM stops everything it started.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -61,6 +62,19 @@ def migrate(env: dict[str, str], log: Path) -> None:
             rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         if rc:
             raise DemoError(f"{' '.join(cmd[1:])} failed (exit {rc}):\n{_tail(log)}")
+
+
+def seed(env: dict[str, str], accounts: dict, log: Path) -> None:
+    """Register this host as an agent in each demo project (demo/seed.py says why)."""
+    payload = {
+        name: {"project_id": p.project_id, "user_id": p.user_id, "roles": [p.account.role]}
+        for name, p in accounts.items()
+    }
+    cmd = [sys.executable, "-m", "demo.seed", json.dumps(payload)]
+    with open(log, "ab") as out:
+        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    if rc:
+        raise DemoError(f"registering the demo host failed (exit {rc}):\n{_tail(log)}")
 
 
 class Horizon:
@@ -181,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         env = django_env(state_dir, ks.url)
         migrate(env, state_dir / "migrate.log")
         _say("Django: databases migrated (default + freezer_ui)")
+        seed(env, ks.accounts, state_dir / "migrate.log")
+        _say("freezer-ui: this host registered as a backup agent in every demo project")
 
         horizon = Horizon(env, args.host, args.port, state_dir / "horizon.log")
         horizon.start()

@@ -51,6 +51,10 @@ OPENSTACK_KEYSTONE_DEFAULT_ROLE = "member"
 OPENSTACK_KEYSTONE_MULTIDOMAIN_SUPPORT = False
 WEBSSO_ENABLED = False
 
+# The demo cloud has no Nova, so Horizon hides the stock Project > Overview and "/" would land on
+# "not authorized"; start on the plugin's own overview instead.
+HORIZON_CONFIG["user_home"] = WEBROOT + "project/freezer_overview/"
+
 # Assets are compiled on the fly (DEBUG + no offline compression), so no collectstatic/compress
 # step, and a change of enabled files cannot leave a stale offline manifest behind.
 COMPRESS_OFFLINE = False

@@ -13,20 +13,23 @@ Missing Chromium or chromedriver is a failure, not a skip: `make test` installs 
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
 import socket
+import sys
 import tempfile
+import types
 from pathlib import Path
 
 import pytest
 from openstack_auth import policy as openstack_auth_policy
 from openstack_dashboard import defaults as dashboard_defaults
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from demo import keystone as demo_keystone
 
@@ -54,7 +57,7 @@ def keystone_server(tmp_path_factory):
     server.setup()
     server.start()
     try:
-        server.project_ids = server.provision()
+        server.provision()
         yield server
     finally:
         server.stop()
@@ -95,6 +98,49 @@ def chrome(tmp_path_factory):
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def compress_root(tmp_path_factory):
+    # Compiled CSS/JS bundles: per session, not the shared /tmp of Horizon's test settings.
+    return tmp_path_factory.mktemp("compress")
+
+
+# The settings that make up Horizon's front end (styles, scripts, themes, URLconf).
+FRONTEND_SETTINGS = (
+    "ROOT_URLCONF",
+    "COMPRESS_PRECOMPILERS",
+    "COMPRESS_FILTERS",
+    "COMPRESS_OUTPUT_DIR",
+    "COMPRESS_CSS_HASHING_METHOD",
+    "STATICFILES_DIRS",
+    "AVAILABLE_THEMES",
+    "SELECTABLE_THEMES",
+    "DEFAULT_THEME",
+    "THEME_COLLECTION_DIR",
+)
+
+
+@pytest.fixture(scope="session")
+def production_frontend() -> dict:
+    """FRONTEND_SETTINGS as openstack_dashboard/settings.py computes them for production.
+
+    The module runs in a scratch namespace (runpy), so this process's settings stay those of
+    the unit tests.  It reads ``local.local_settings`` while it runs; a stand-in with a
+    SECRET_KEY keeps it from writing a key file into site-packages.
+    """
+    stand_in = types.ModuleType("local.local_settings")
+    stand_in.SECRET_KEY = "only-used-to-compute-front-end-settings"
+    saved = sys.modules.get("local.local_settings")
+    sys.modules["local.local_settings"] = stand_in
+    try:
+        values = runpy.run_module("openstack_dashboard.settings", run_name="_production_settings")
+    finally:
+        if saved is None:
+            sys.modules.pop("local.local_settings", None)
+        else:
+            sys.modules["local.local_settings"] = saved
+    return {name: values[name] for name in FRONTEND_SETTINGS}
+
+
 class Browser:
     """Thin helpers over the WebDriver; every wait is an explicit WebDriverWait condition."""
 
@@ -106,7 +152,11 @@ class Browser:
         self.driver.get(self.base_url + path)
 
     def wait(self, condition, timeout: float = WAIT, message: str = ""):
-        return WebDriverWait(self.driver, timeout).until(condition, message)
+        # A stale element means the page was replaced under the condition (Horizon reloads the
+        # table after a modal form): evaluate again on the new page.
+        return WebDriverWait(
+            self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition, message)
 
     def find(self, css: str, timeout: float = WAIT):
         return self.wait(
@@ -126,6 +176,34 @@ class Browser:
     @property
     def path(self) -> str:
         return self.driver.current_url[len(self.base_url) :]
+
+    def choose(self, name: str, value: str) -> None:
+        """Pick ``value`` in the <select> called ``name``, the way a user does.
+
+        Horizon draws most selects as a "themable select": the real <select> is hidden and a
+        Bootstrap dropdown sets it; plain selects are used directly.
+        """
+        select = self.find(f"select[name='{name}']")
+        if select.is_displayed():
+            Select(select).select_by_value(value)
+            return
+        box = select.find_element(By.XPATH, "./ancestor::*[contains(@class,'themable-select')][1]")
+        box.find_element(By.CSS_SELECTOR, ".dropdown-toggle").click()
+        option = box.find_element(By.CSS_SELECTOR, f"a[data-select-value='{value}']")
+        self.wait(lambda d: option.is_displayed(), message=f"option {value!r} never shown")
+        option.click()
+        self.wait(
+            lambda d: select.get_attribute("value") == value,
+            message=f"select {name} did not take {value!r}",
+        )
+
+    def type_into(self, name: str, text: str) -> None:
+        field = self.visible(f"[name='{name}']")
+        field.clear()
+        field.send_keys(text)
+
+    def row_texts(self, table_css: str = "table") -> list[str]:
+        return [r.text for r in self.find_all(f"{table_css} tbody tr")]
 
     def login(self, account: demo_keystone.Account) -> None:
         self.driver.delete_all_cookies()
@@ -161,7 +239,9 @@ class Browser:
 
 
 @pytest.fixture
-def horizon(request, live_server, keystone_server, chrome, settings) -> Browser:
+def horizon(
+    request, live_server, keystone_server, chrome, settings, compress_root, production_frontend
+) -> Browser:
     """A logged-out browser on the live server, with Horizon pointed at the real Keystone."""
     settings.OPENSTACK_KEYSTONE_URL = keystone_server.url
     settings.AUTHENTICATION_BACKENDS = ("openstack_auth.backend.KeystoneBackend",)
@@ -181,6 +261,12 @@ def horizon(request, live_server, keystone_server, chrome, settings) -> Browser:
         "DEFAULT_POLICY_FILES",
     ):
         setattr(settings, name, getattr(dashboard_defaults, name))
+    # Horizon's test settings leave out the production front end (no SCSS precompiler, no theme
+    # static dirs: pages arrive unstyled and without working JS modals; no header view).  Take
+    # those values from openstack_dashboard/settings.py itself.
+    for name, value in production_frontend.items():
+        setattr(settings, name, value)
+    settings.COMPRESS_ROOT = str(compress_root)
     openstack_auth_policy.reset()  # the enforcer caches the policy files it loaded first
     request.addfinalizer(openstack_auth_policy.reset)
     # Horizon's test settings set a 1 s default socket timeout (against accidental network calls
@@ -195,3 +281,48 @@ def horizon(request, live_server, keystone_server, chrome, settings) -> Browser:
     browser.get("/auth/login/")
     chrome.delete_all_cookies()
     return browser
+
+
+# -- the backend, seen through the same API the panels use ----------------------------------------
+
+
+@pytest.fixture
+def freezer_api(keystone_server, transactional_db):
+    """``freezer_api(account)`` → a FreezerClient acting as that Keystone account.
+
+    Used to check what the UI really stored and to seed data a test does not create through the
+    UI itself (the UI path is covered by test_jobs.test_member_creates_job_through_the_form).
+    """
+    from freezer_ui.api.client import FreezerClient
+    from freezer_ui.api.transports.embedded import EmbeddedTransport
+
+    def client_for(account: demo_keystone.Account) -> FreezerClient:
+        ids = keystone_server.accounts[account.username]
+        return FreezerClient(
+            EmbeddedTransport(),
+            project_id=ids.project_id,
+            user_id=ids.user_id,
+            roles=[account.role],
+        )
+
+    return client_for
+
+
+@pytest.fixture
+def agents(keystone_server, transactional_db):
+    """Register an agent host in each project, as a starting freezer agent does.
+
+    The job form only offers agents registered in the user's project; returns username →
+    client_id.
+    """
+    from demo.seed import register_client
+
+    registered = {}
+    for username, ids in keystone_server.accounts.items():
+        registered[username] = register_client(
+            project_id=ids.project_id,
+            user_id=ids.user_id,
+            roles=[ids.account.role],
+            hostname=f"{username}-host",
+        )
+    return registered
