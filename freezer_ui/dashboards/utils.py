@@ -150,12 +150,25 @@ def parse_iso(value):
     return parsed
 
 
+_SINGULAR_UNITS = {
+    "second": _("Every second"),
+    "minute": _("Every minute"),
+    "hour": _("Every hour"),
+    "day": _("Every day"),
+    "week": _("Every week"),
+}
+
+
 def schedule_display(interval):
     """Human text for a ``schedule_interval`` value (``"6 hours"``, ``"continuous"`` or empty)."""
     if not interval:
         return _("Once, when started")
     if interval == "continuous":
         return _("Continuously")
+    number, _sep, unit = str(interval).strip().partition(" ")
+    unit = unit.strip().rstrip("s")
+    if number == "1" and unit in _SINGULAR_UNITS:
+        return _SINGULAR_UNITS[unit]  # "Every day", not "Every 1 days"
     return _("Every %(interval)s") % {"interval": interval}
 
 

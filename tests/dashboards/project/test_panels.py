@@ -98,7 +98,7 @@ class SessionsTests(helpers.TestCase):
         res = self.client.get(SESSIONS_URL)
         self.assertEqual(res.status_code, 200)
         self.assertContains(res, "All web nodes")
-        self.assertContains(res, "Every 1 days")
+        self.assertContains(res, "Every day")
 
     @create_mocks({api_freezer: ["session_create"]})
     def test_create(self):
