@@ -7,7 +7,9 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from freezer_ui.engines.base import BackupResult, SourceError
@@ -32,6 +34,8 @@ DEFAULT_SMALL_FILE = 64 * 1024
 RACY_NS = 1_000_000_000
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
+READERS = 4  # small-file reader threads: mostly waiting on the disk, not on the GIL
+WINDOW = 256  # items in flight between scan and completion
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -133,6 +137,7 @@ class TarBackup:
             raise SourceError(f"cannot back up {self.source}: not a directory")
         cache = FilesCache.load(self.cache_file)
         self.hardlinks: dict[tuple[int, int], dict] = {}
+        self._failed: set[int] = set()  # id() of items whose file could not be read
         params = getattr(self.repo, "chunker_params", None)
         self.small_file = getattr(params, "min", DEFAULT_SMALL_FILE)
         r = self.result
@@ -173,19 +178,38 @@ class TarBackup:
         return r
 
     # -- per item -----------------------------------------------------------------------------
+    #
+    # Two stages keep both cores and the disk busy. The scan (this thread) walks, answers
+    # unchanged files from the cache and submits small files to reader threads, which open,
+    # read and stat them (I/O and syscalls release the GIL, and several outstanding reads let
+    # the disk reorder them). Items then complete strictly in walk order: their data goes to
+    # the writer, which hashes here and compresses/encrypts in its own pool. Large files are
+    # read here, streaming through the chunker, so memory stays bounded by
+    # WINDOW x small-file size plus the writer's queue.
 
-    def _items(self, cache: FilesCache, w: Any):
-        r = self.result
-        progress = self.progress
+    def _items(self, cache: FilesCache, w: Any) -> Iterator[dict]:
+        with ThreadPoolExecutor(READERS, thread_name_prefix="fzui-read") as pool:
+            window: deque = deque()
+            for entry in self._scan(cache, w, pool):
+                window.append(entry)
+                if len(window) >= WINDOW:
+                    item = self._complete(window.popleft(), w, cache)
+                    if item is not None:
+                        yield item
+            while window:
+                item = self._complete(window.popleft(), w, cache)
+                if item is not None:
+                    yield item
+
+    def _scan(self, cache: FilesCache, w: Any, pool: ThreadPoolExecutor):
         owners = self.owners
-        for rel, abspath, st in walk(
-            self.source, self.excludes, self.one_file_system, self.warnings
-        ):
+        warnings = self.warnings
+        for rel, abspath, st in walk(self.source, self.excludes, self.one_file_system, warnings):
             mode = st.st_mode
             fmt = stat.S_IFMT(mode)
             item: dict[str, Any] = {
                 "path": rel if rel.isascii() else encode_path(rel),
-                "type": "",
+                "type": "file",
                 "mode": stat.S_IMODE(mode),
                 "uid": st.st_uid,
                 "gid": st.st_gid,
@@ -195,13 +219,14 @@ class TarBackup:
                 "atime_ns": st.st_atime_ns,
             }
             if fmt == stat.S_IFREG:
-                item["type"] = "file"
-                if not self._file(item, rel, abspath, st, cache, w):
-                    continue
-                r.regular_files += 1
-            elif fmt == stat.S_IFDIR:
+                item["size"] = st.st_size
+                job = self._scan_file(item, rel, abspath, st, cache, w, pool)
+                if job is not False:
+                    yield item, job
+                continue
+            if fmt == stat.S_IFDIR:
                 item["type"] = "dir"
-                x = read_xattrs(abspath, rel, st.st_dev, self.warnings, follow=False)
+                x = read_xattrs(abspath, rel, st.st_dev, warnings, follow=False)
                 if x:
                     item["xattrs"] = x
             elif fmt == stat.S_IFLNK:
@@ -209,10 +234,10 @@ class TarBackup:
                 try:
                     item["target"] = encode_path(os.readlink(abspath))
                 except OSError as e:
-                    self.warnings.add(f"{rel}: cannot read symlink: {e.strerror}")
+                    warnings.add(f"{rel}: cannot read symlink: {e.strerror}")
                     continue
                 if self.is_root:  # user.* xattrs cannot exist on symlinks
-                    x = read_xattrs(abspath, rel, st.st_dev, self.warnings, follow=False)
+                    x = read_xattrs(abspath, rel, st.st_dev, warnings, follow=False)
                     if x:
                         item["xattrs"] = x
             elif fmt == stat.S_IFIFO:
@@ -222,121 +247,148 @@ class TarBackup:
                 item["rdev"] = st.st_rdev
             else:  # sockets cannot be restored meaningfully; tar skips them too
                 continue
-            r.files += 1
-            if progress is not None:
-                progress.advance(bytes=item.get("size", 0), files=1)
-            yield item
+            yield item, None
 
-    def _file(
-        self,
-        item: dict,
-        rel: str,
-        abspath: str,
-        st: os.stat_result,
-        cache: FilesCache,
-        w: Any,
-    ) -> bool:
-        """Fill a regular file's item; ``False`` if it must be left out (unreadable)."""
-        r = self.result
-        size = st.st_size
-        item["size"] = size
+    def _scan_file(self, item, rel, abspath, st, cache, w, pool):
+        """Returns the job that completes the item: ``None`` (complete already), a tuple for
+        :meth:`_complete`, or ``False`` when the file must be left out."""
         if st.st_nlink > 1:
             key = (st.st_dev, st.st_ino)
             first = self.hardlinks.get(key)
             if first is not None:
-                # Same inode already stored: reference it, and copy its chunk list so the
-                # item can be restored alone (subset restores) without reading anything.
-                item["type"] = "hardlink"
-                item["hardlink"] = first["path"]
-                item["size"] = first["size"]
-                item["chunks"] = first["chunks"]
-                for k in ("sparse", "xattrs"):
-                    if k in first:
-                        item[k] = first[k]
-                r.bytes_total += item["size"]
-                return True
+                return ("link", first, rel, abspath, st)
+            self.hardlinks[key] = item
         entry = cache.lookup(rel, st) if cache.old else None
-        if entry is not None and all(w.known(c[0]) for c in entry[4]):
-            chunks, extents, xattrs = entry[4], entry[5], entry[6]
-            cache.keep(rel, entry)
-            r.files_from_cache += 1
-        else:
-            got = self._read(rel, abspath, st, w)
-            if got is None:
-                return False
-            chunks, extents, xattrs, cacheable, size = got
-            item["size"] = size
-            r.files_read += 1
-            if cacheable:
-                cache.remember(rel, st, chunks, extents, xattrs)
+        if entry is not None:
+            chunks = entry[4]
+            known = w.known
+            if len(chunks) == 1 and known(chunks[0][0]) or all(known(c[0]) for c in chunks):
+                item["chunks"] = chunks
+                if entry[5] is not None:
+                    item["sparse"] = entry[5]
+                if entry[6]:
+                    item["xattrs"] = entry[6]
+                cache.keep(rel, entry)
+                self.result.files_from_cache += 1
+                return None
+        if st.st_size <= self.small_file and not (st.st_blocks * 512 < st.st_size):
+            return ("read", pool.submit(self._slurp, abspath, rel, st.st_dev), rel, st)
+        if not self._read(item, rel, abspath, st, w, cache):
+            self._failed.add(id(item))
+            return False
+        return None
+
+    def _complete(self, entry: tuple, w: Any, cache: FilesCache) -> dict | None:
+        item, job = entry
+        r = self.result
+        if job is not None:
+            if job[0] == "read":
+                _, fut, rel, st = job
+                try:
+                    data, xattrs, end = fut.result()
+                except OSError as e:
+                    self._failed.add(id(item))
+                    if e.errno != errno.ENOENT:  # vanished: simply not in this backup
+                        self.warnings.add(f"{rel}: cannot read: {e.strerror}")
+                    return None
+                chunks = [_ref(w.add_chunk(data))] if data else []
+                self._finish_read(item, rel, st, chunks, None, xattrs, end, len(data), cache)
+            else:
+                _, first, rel, abspath, st = job
+                if id(first) in self._failed:
+                    # the first path could not be read: this link gets its own content
+                    del self.hardlinks[(st.st_dev, st.st_ino)]
+                    if not self._read(item, rel, abspath, st, w, cache):
+                        return None
+                    self.hardlinks[(st.st_dev, st.st_ino)] = item
+                else:
+                    # Same inode already stored: reference it, and copy its chunk list so
+                    # the item can be restored alone (subset restores) without reading.
+                    item["type"] = "hardlink"
+                    item["hardlink"] = first["path"]
+                    for k in ("size", "chunks", "sparse", "xattrs"):
+                        if k in first:
+                            item[k] = first[k]
+        r.files += 1
+        size = item.get("size", 0)
+        if item["type"] in ("file", "hardlink"):
+            r.regular_files += 1
+            r.bytes_total += size
+        if self.progress is not None:
+            self.progress.advance(bytes=size, files=1)
+        return item
+
+    def _slurp(self, abspath: str, rel: str, dev: int):
+        """Reader thread: a small file's data, xattrs and its stat after reading."""
+        fd = _open_for_read(abspath)
+        try:
+            data = os.read(fd, self.small_file + 1)
+            xattrs = read_xattrs(fd, rel, dev, self.warnings)
+            return data, xattrs, os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def _read(self, item, rel, abspath, st, w: Any, cache: FilesCache) -> bool:
+        """Read and chunk one file in this thread (large or sparse files). ``False`` (with a
+        warning) if it cannot be read."""
+        try:
+            fd = _open_for_read(abspath)
+        except OSError as e:
+            if e.errno != errno.ENOENT:  # vanished between listing and open: not backed up
+                self.warnings.add(f"{rel}: cannot read: {e.strerror}")
+            return False
+        try:
+            size = st.st_size
+            extents = None
+            if size > 0 and st.st_blocks * 512 < size:
+                extents = data_extents(fd, size)
+            chunks: list = []
+            total = 0
+            spans = [(0, 1 << 62)] if extents is None else extents
+            for off, length in spans:
+                for data in self.repo.cdc_chunks(_Limited(fd, off, length)):
+                    chunks.append(_ref(w.add_chunk(data)))
+                    total += len(data)
+            xattrs = read_xattrs(fd, rel, st.st_dev, self.warnings)
+            end = os.fstat(fd)
+        except OSError as e:
+            self.warnings.add(f"{rel}: read error: {e.strerror}")
+            return False
+        finally:
+            os.close(fd)
+        self._finish_read(item, rel, st, chunks, extents, xattrs, end, total, cache)
+        return True
+
+    def _finish_read(self, item, rel, st, chunks, extents, xattrs, end, total, cache) -> None:
+        r = self.result
+        r.files_read += 1
+        r.bytes_read += total
+        size = st.st_size
+        expected = size if extents is None else sum(e[1] for e in extents)
         item["chunks"] = chunks
         if extents is not None:
             item["sparse"] = extents
         if xattrs:
             item["xattrs"] = xattrs
-        r.bytes_total += item["size"]
-        if st.st_nlink > 1:
-            self.hardlinks[(st.st_dev, st.st_ino)] = item
-        return True
-
-    def _read(self, rel: str, abspath: str, st: os.stat_result, w: Any):
-        """Read and chunk one file. Returns ``(chunks, extents, xattrs, cacheable, size)`` or
-        ``None`` (with a warning) if it cannot be read."""
-        try:
-            try:
-                fd = os.open(abspath, _READ_FLAGS | _O_NOATIME)
-            except PermissionError:
-                # O_NOATIME is only allowed for the file's owner (or root).
-                fd = os.open(abspath, _READ_FLAGS)
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                return None  # vanished between listing and open: not part of this backup
-            self.warnings.add(f"{rel}: cannot read: {e.strerror}")
-            return None
-        try:
-            return self._read_fd(fd, rel, st, w)
-        except OSError as e:
-            self.warnings.add(f"{rel}: read error: {e.strerror}")
-            return None
-        finally:
-            os.close(fd)
-
-    def _read_fd(self, fd: int, rel: str, st: os.stat_result, w: Any):
-        size = st.st_size
-        extents = None
-        if size > 0 and st.st_blocks * 512 < size:
-            extents = data_extents(fd, size)
-        chunks: list = []
-        total = 0
-        if extents is None:
-            if size <= self.small_file:
-                data = os.read(fd, self.small_file + 1)
-                if data:
-                    chunks.append(_ref(w.add_chunk(data)))
-                total = len(data)
-            else:
-                for data in self.repo.cdc_chunks(_Limited(fd, 0, 1 << 62)):
-                    chunks.append(_ref(w.add_chunk(data)))
-                    total += len(data)
-        else:
-            for off, length in extents:
-                for data in self.repo.cdc_chunks(_Limited(fd, off, length)):
-                    chunks.append(_ref(w.add_chunk(data)))
-                    total += len(data)
-        self.result.bytes_read += total
-        xattrs = read_xattrs(fd, rel, st.st_dev, self.warnings)
-        end = os.fstat(fd)
-        expected = size if extents is None else sum(e[1] for e in extents)
         if (
             end.st_ino != st.st_ino
             or end.st_size != size
             or end.st_mtime_ns != st.st_mtime_ns
             or total != expected
         ):
+            # Keep what was read (consistent with its chunks), warn, and never cache it.
             self.warnings.add(f"{rel}: file changed while being backed up")
-            size = total if extents is None else size
-            return chunks, extents, xattrs, False, size
-        cacheable = (
-            st.st_mtime_ns < self.start_ns - RACY_NS and st.st_ctime_ns < self.start_ns - RACY_NS
-        )
-        return chunks, extents, xattrs, cacheable, size
+            if extents is None:
+                item["size"] = total
+            return
+        limit = self.start_ns - RACY_NS
+        if st.st_mtime_ns < limit and st.st_ctime_ns < limit:
+            cache.remember(rel, st, chunks, extents, xattrs)
+
+
+def _open_for_read(path: str) -> int:
+    try:
+        return os.open(path, _READ_FLAGS | _O_NOATIME)
+    except PermissionError:
+        # O_NOATIME is only allowed for the file's owner (or root).
+        return os.open(path, _READ_FLAGS)
