@@ -188,6 +188,19 @@ class ActionOutcome:
         }
 
 
+def in_progress(schedule: Mapping[str, Any]) -> bool:
+    """Whether a run holds the job: ``running``/``aborting``, or a claim (``current_pid``) not
+    yet followed by an end.  The second half matters because a ``start`` event clears
+    ``status`` (freezer-api and the embedded transport both do), even during a run: the
+    status alone would let a second agent start the job while it runs."""
+    if schedule.get("status") in ("running", "aborting"):
+        return True
+    started, ended = schedule.get("time_started"), schedule.get("time_ended")
+    return bool(schedule.get("current_pid")) and (
+        isinstance(started, int) and (not isinstance(ended, int) or ended < started)
+    )
+
+
 def _pid_alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
@@ -262,7 +275,7 @@ class Agent:
         for job in self.store.my_jobs(self.client_id):
             job_id = job["job_id"]
             schedule = job.get("job_schedule") or {}
-            if schedule.get("status") not in ("running", "aborting"):
+            if not in_progress(schedule):
                 continue
             pid = schedule.get("current_pid")
             if _pid_alive(pid) and pid != os.getpid():
@@ -370,8 +383,10 @@ class Agent:
         schedule = job.get("job_schedule") or {}
         event = schedule.get("event") or ""
         status = schedule.get("status") or ""
-        if status in ("running", "aborting"):
-            return False  # another agent's run (ours are synchronous, so never here)
+        if in_progress(schedule):
+            # Another agent's run (ours are synchronous, so never here).  A start event
+            # requested meanwhile stays pending and runs once that run has ended.
+            return False
         if event in ("stop", "abort"):
             self.store.cas_schedule(
                 job_id,
@@ -438,7 +453,8 @@ class Agent:
 
         def still_as_seen(s: dict[str, Any]) -> bool:
             return (
-                (s.get("status") or "") == (seen.get("status") or "")
+                not in_progress(s)
+                and (s.get("status") or "") == (seen.get("status") or "")
                 and (s.get("event") or "") == (seen.get("event") or "")
                 and s.get("time_started") == seen.get("time_started")
             )

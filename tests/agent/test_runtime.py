@@ -272,3 +272,29 @@ def test_unparsable_schedule_stops_the_job_with_a_reason(api, make_agent, tmp_pa
     (run,) = read_runs(agent.state.root, job_id)
     assert "schedule_hour" in run["reason"]
     assert not (repo / "config").exists()
+
+
+def test_start_during_a_run_waits_for_it_and_is_not_run_twice(api, make_agent, tmp_path):
+    src, repo = make_tree(tmp_path / "src", files=20), tmp_path / "repo"
+    job_ids, seen = [], []
+    other = make_agent("other")
+
+    def hook(snapshot):
+        if snapshot.files_done >= 2 and not seen:
+            # The user presses "start" while the run is going; it clears job_schedule.status.
+            assert embedded_client().jobs.start(job_ids[0]) == "success"
+            seen.append(embedded_client().jobs.get(job_ids[0])["job_schedule"])
+            seen.append(other.poll())  # a second agent of this client must not start it
+
+    agent = make_agent(progress_hook=hook)
+    job_ids.append(api.jobs.create(backup_job(src, repo)))
+    assert agent.poll() == job_ids
+    schedule_during, other_ran = seen
+    assert schedule_during["status"] == "" and schedule_during["event"] == "start"
+    assert other_ran == []
+    assert len(open_repo(repo).generations()) == 1
+    # The start requested during the run is honoured once it ended.
+    assert schedule_of(api, job_ids[0])["event"] == "start"
+    assert agent.poll() == job_ids
+    assert len(open_repo(repo).generations()) == 2
+    assert agent.poll() == [] and other.poll() == []
