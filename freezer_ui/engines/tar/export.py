@@ -74,9 +74,12 @@ def export_tar(
     files = total = 0
     # manifest path of a hard link's first inode -> name it has in this archive
     linkmap: dict[str, str] = {}
-    with tarfile.open(
-        fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, errors="surrogateescape"
-    ) as tar:
+    with (
+        repo.lock(exclusive=False),
+        tarfile.open(
+            fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, errors="surrogateescape"
+        ) as tar,
+    ):
         for item in gen.items():
             try:
                 parts = split_item_path(item.get("path"))

@@ -101,7 +101,8 @@ class TarRestore:
             tree = SafeTree(self.target)
         except OSError as e:
             raise TargetError(f"cannot use restore target {self.target}: {e.strerror}") from None
-        with tree:
+        # A shared lock: backups may run alongside, but no prune removes packs under us.
+        with tree, self.repo.lock(exclusive=False):
             self._restore_items(tree, gen.items())
             self._finish_dirs(tree)
         self.result.duration = time.monotonic() - t0
