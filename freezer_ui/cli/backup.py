@@ -120,8 +120,8 @@ def run_backup(args: argparse.Namespace) -> int:
             f"generation {res.generation_id}: {res.files} items, {res.regular_files} files "
             f"({human_bytes(res.bytes_total)}), read {human_bytes(res.bytes_read)} "
             f"({res.files_read} files, {res.files_from_cache} unchanged), "
-            f"new {human_bytes(res.bytes_new)}, {res.duration:.2f}s"
-            + (f", {len(res.warnings)} warnings" if res.warnings else "")
+            f"new {human_bytes(res.bytes_new)} (stored {human_bytes(res.bytes_stored)}), "
+            f"{res.duration:.2f}s" + (f", {len(res.warnings)} warnings" if res.warnings else "")
         )
     return EXIT_WARNINGS if res.warnings else EXIT_OK
 

@@ -48,6 +48,7 @@ class BackupResult:
     bytes_total: int = 0  # logical size of the regular files in the generation
     bytes_read: int = 0  # bytes actually read from the source (cache misses)
     bytes_new: int = 0  # plaintext bytes of chunks the repository did not know before
+    bytes_stored: int = 0  # what those new chunks take in the repository (compressed, sealed)
     chunks_new: int = 0
     files_from_cache: int = 0
     files_read: int = 0

@@ -171,6 +171,8 @@ class TarBackup:
                 stats.update(d)
 
             r.generation_id = w.commit(header, items())
+            # sealing finishes during commit's flush: the final figure is only known now
+            r.bytes_stored = w.stats.get("stored_bytes", 0)
         cache.save()
         r.duration = time.monotonic() - t0
         if self.progress is not None:
