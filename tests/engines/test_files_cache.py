@@ -154,3 +154,15 @@ def test_no_cache_option_reads_everything(repo, tmp_path, src) -> None:
     eng = TarEngine(cache_dir=str(tmp_path / "c"), use_cache=False)
     backup(eng, repo, src)
     assert backup(eng, repo, src).files_read == 5
+
+
+def test_unchanged_rerun_stores_no_new_metadata(repo, engine, src) -> None:
+    """Listing directories and reading symlinks touches their atimes; that must not make the
+    item stream of an unchanged tree differ (every run would store it again)."""
+    dirs = [dp for dp, _, _ in os.walk(src)]
+    for d in dirs:  # old atimes, set after the listing: the first backup's listing moves them
+        os.utime(d, ns=(OLD, OLD))
+    backup(engine, repo, src)
+    chunks_before = set(repo.refresh_index().by_chunk)
+    backup(engine, repo, src)
+    assert set(repo.refresh_index().by_chunk) == chunks_before

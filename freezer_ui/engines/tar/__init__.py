@@ -7,7 +7,7 @@ Item format (one dict per manifest item, in sorted pre-order, the source root fi
 ``type``       ``file`` ``hardlink`` ``dir`` ``symlink`` ``fifo`` ``chardev`` ``blockdev``
 ``mode``       permission bits (``S_IMODE``)
 ``uid gid``    numeric owner; ``user group`` the names at backup time (or ``None``)
-``mtime_ns``   ``atime_ns``: nanosecond times
+``mtime_ns``   nanosecond modification time; ``atime_ns`` (files only) access time
 ``size``       logical size (files and hard links)
 ``chunks``     ``[[chunk_id, size], ...]``: the file's data (only data extents if sparse)
 ``sparse``     ``[[offset, length], ...]``: data extents of a sparse file; the rest are holes

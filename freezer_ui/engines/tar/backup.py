@@ -218,9 +218,12 @@ class TarBackup:
                 "user": owners.user(st.st_uid),
                 "group": owners.group(st.st_gid),
                 "mtime_ns": st.st_mtime_ns,
-                "atime_ns": st.st_atime_ns,
             }
             if fmt == stat.S_IFREG:
+                # Only files keep their atime: we read them with O_NOATIME, so it is stable.
+                # Listing a directory or reading a symlink updates theirs (relatime), which
+                # would make every unchanged run store a new item stream.
+                item["atime_ns"] = st.st_atime_ns
                 item["size"] = st.st_size
                 job = self._scan_file(item, rel, abspath, st, cache, w, pool)
                 if job is not False:
