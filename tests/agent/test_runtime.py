@@ -133,7 +133,9 @@ def test_abort_mid_backup_leaves_a_valid_repository(api, make_agent, tmp_path):
             aborted.set()
             embedded_client().jobs.abort(job_ids[0])
 
-    agent = make_agent(progress_hook=hook)
+    # progress_interval 0: the agent re-reads the job at every file, so the abort is seen at
+    # the next file whatever the engine's speed.
+    agent = make_agent(progress_hook=hook, progress_interval=0)
     job_ids.append(api.jobs.create(backup_job(src, repo)))
     assert agent.poll() == job_ids
     assert aborted.is_set()
