@@ -64,6 +64,8 @@ def embedded_database(state_dir: str | None = None) -> dict[str, Any]:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.path.join(state_dir, "freezer_ui.sqlite3"),
         # Web workers and the agent write concurrently: wait for the lock rather than fail at
-        # once with "database is locked".
-        "OPTIONS": {"timeout": 30},
+        # once with "database is locked".  IMMEDIATE takes the write lock when a transaction
+        # begins, so a read-then-write transaction cannot deadlock into an instant
+        # SQLITE_BUSY (the busy timeout does not apply to lock upgrades).
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
     }
