@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import socket
 import stat
@@ -127,6 +128,18 @@ class TarBackup:
     # -- entry points -------------------------------------------------------------------------
 
     def run(self) -> BackupResult:
+        # The run allocates a few objects per file and keeps the files cache (hundreds of
+        # thousands of small lists) alive: the cyclic GC would rescan them over and over
+        # (measured: 3-5x slower cache loading) while finding almost nothing to free.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _run(self) -> BackupResult:
         t0 = time.monotonic()
         self.start_ns = time.time_ns()
         try:
