@@ -62,6 +62,16 @@ def drop_caches() -> bool:
         return False
 
 
+def discard(path: str, work: str) -> None:
+    """Move a tree aside; deleted at the end of the run.  Deleting ~80k files on this ext4
+    (mounted with `discard`) takes minutes, and its writeback would leak into the next step's
+    `sync` and timings."""
+    if os.path.exists(path):
+        trash = os.path.join(work, "trash")
+        os.makedirs(trash, exist_ok=True)
+        os.rename(path, os.path.join(trash, f"{len(os.listdir(trash))}-{os.path.basename(path)}"))
+
+
 def stored_bytes(path: str) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):
@@ -171,6 +181,29 @@ class Bench:
         self.results.append(r)
         return r
 
+    def pin_ours(self) -> None:
+        """Benchmark one commit of freezer_ui: `git archive` it into the work dir (the engine
+        may be edited while a run takes 30 minutes; each step is a fresh process)."""
+        from bench.tools import Ours
+
+        ref = self.args.ours_ref
+        if ref == "worktree":
+            self.ours_commit = "working tree (not pinned)"
+            return
+        git = ["git", "-C", MAIN]
+        commit = subprocess.run(
+            [*git, "rev-parse", ref], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dest = os.path.join(self.work, "ours-src")
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(dest)
+        archive = subprocess.Popen([*git, "archive", commit, "freezer_ui"], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", dest], stdin=archive.stdout, check=True)
+        archive.wait()
+        Ours.pinned_src = dest
+        self.ours_commit = commit[:12]
+        log(f"ours pinned at {self.ours_commit} ({dest})")
+
     def main_run(self) -> None:
         a = self.args
         src = os.path.join(self.work, "corpus")
@@ -178,6 +211,7 @@ class Bench:
         info = corpus.build(src, a.scale, progress=log)
         self.corpus_info = info
         log(f"corpus: {info.files} files, {info.symlinks} symlinks, {info.bytes / 1e9:.2f} GB")
+        self.pin_ours()
         tools: list[Tool] = []
         names = list(a.tools)
         if "ours" in names and not a.no_enc and "first" in a.steps:
@@ -213,7 +247,7 @@ class Bench:
                     if t.name == "ours-enc":
                         continue
                     target = os.path.join(self.work, "restore", t.name)
-                    shutil.rmtree(target, ignore_errors=True)
+                    discard(target, self.work)
                     os.makedirs(target)
                     r = self._step(t, "restore", t.restore(target), a.scale)
                     r["verify"] = corpus.compare_trees(expected, corpus.hash_tree(target))
@@ -223,7 +257,7 @@ class Bench:
                         f"missing={v['missing']} extra={v['extra']} content={v['content']} "
                         f"perms={v['perms']} {v['examples'][:2]}"
                     )
-                    shutil.rmtree(target, ignore_errors=True)
+                    discard(target, self.work)
         finally:
             for t in tools:
                 t.finish()
@@ -244,8 +278,8 @@ class Bench:
                 self._step(t, "first", t.backup("first"), scale)
                 if "unchanged" in self.args.steps:
                     self._step(t, "unchanged", t.backup("unchanged"), scale)
-                shutil.rmtree(t.work, ignore_errors=True)
-            shutil.rmtree(src, ignore_errors=True)
+                discard(t.work, self.work)
+            discard(src, self.work)
 
     def profile_ours(self) -> None:
         """cProfile of our first backup and unchanged re-run (corpus at its mutated state)."""
@@ -258,8 +292,9 @@ class Bench:
         for step in ("first", "unchanged"):
             prof = os.path.join(self.work, f"ours-{step}.prof")
             cmd = t.backup(step)
+            args = ["freezer-ui-agent", *cmd.argv[len(t.cli_argv) :]]
             code = (
-                f"import cProfile, sys; sys.argv = {['freezer-ui-agent', *cmd.argv[1:]]!r}; "
+                f"import cProfile, sys; sys.argv = {args!r}; "
                 f"from freezer_ui.cli.main import main; cProfile.run('main()', {prof!r})"
             )
             drop_caches()
@@ -279,7 +314,7 @@ class Bench:
                 with open(os.path.join(self.work, f"ours-{step}-profile.txt"), "w") as f:
                     f.write(buf.getvalue() + "\n" + buf2.getvalue())
                 log(f"  profile written to {self.work}/ours-{step}-profile.txt")
-        shutil.rmtree(t.work, ignore_errors=True)
+        discard(t.work, self.work)
 
     # ---------------------------------------------------------------- report
     def get(self, tool: str, step: str, scale: float) -> dict | None:
@@ -328,6 +363,7 @@ class Bench:
             )
         )
         vers = ", ".join(f"{k} {v}" for k, v in getattr(self, "versions", {}).items())
+        vers += f"; ours = freezer_ui at commit {getattr(self, 'ours_commit', '?')}"
         add(f"Versions: {vers}.")
         add("")
         table = [
@@ -445,6 +481,14 @@ class Bench:
                 "not their sum; "
                 "its Keystone is a loopback stub (bench/fake_keystone.py), outside the timings."
             )
+        if {"freezer", "ours"} <= set(getattr(self, "versions", {})):
+            notes.append(
+                "GNU tar (freezer) reads without O_NOATIME, so freezer's first backup moves every "
+                "corpus file's atime (relatime; the copies keep the originals' old atimes). "
+                "restic and borg read with O_NOATIME and do not store a changed atime as new data; "
+                "ours records atime_ns in its items, so its item stream does not dedup on the "
+                "unchanged step (the Δ stored there is metadata)."
+            )
         notes.append(
             "`+sync` = time of a `sync` right after the step (data the tool left unflushed); "
             "not in `time`."
@@ -506,6 +550,11 @@ def main(argv=None) -> int:
         "--profile", action="store_true", help="cProfile our first and unchanged backups"
     )
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--ours-ref",
+        default="HEAD",
+        help="git commit of freezer_ui to measure ('worktree' = as is)",
+    )
     p.add_argument("--work", default=os.path.join(HERE, "work"))
     p.add_argument("--no-docs", action="store_true", help="do not update docs/performance.md")
     a = p.parse_args(argv)
@@ -534,6 +583,8 @@ def main(argv=None) -> int:
         b.scaling_run()
     if a.profile and "ours" in a.tools:
         b.profile_ours()
+    log("removing work trees")
+    shutil.rmtree(os.path.join(a.work, "trash"), ignore_errors=True)
     if b.cache_drop is False:
         log(
             "WARNING: could not drop page caches (needs root): "

@@ -259,19 +259,31 @@ class Ours(Tool):
     label = "freezer-ui"
     encryption = "none"
 
+    # Set by the harness: a directory holding a pinned copy of the freezer_ui package (git archive
+    # of one commit), so a run measures one commit even while the engine is being edited.
+    pinned_src: str | None = None
+
     def __init__(self, work: str, source: str):
         super().__init__(work, source)
-        self.cli = os.path.join(os.path.dirname(sys.executable), "freezer-ui-agent")
+        # Same as the freezer-ui-agent entry point, but importable from the pinned copy.
+        self.cli_argv = [
+            sys.executable,
+            "-c",
+            "import sys; from freezer_ui.cli.main import main; sys.exit(main())",
+        ]
+        self.cli = self.cli_argv[0]
 
     def env(self) -> dict:
-        # Unencrypted run: no passphrase in the environment at all (os.environ is stripped of it).
+        env = {"FREEZER_UI_PASSPHRASE": "bench-passphrase"}
         if self.encryption == "none":
-            return {"FREEZER_UI_PASSPHRASE": ""}
-        return {"FREEZER_UI_PASSPHRASE": "bench-passphrase"}
+            env["FREEZER_UI_PASSPHRASE"] = ""  # unencrypted run: no passphrase at all
+        if self.pinned_src:
+            env["PYTHONPATH"] = self.pinned_src  # ahead of the editable install's finder
+        return env
 
     def prepare(self, log=print) -> None:
         super().prepare(log)
-        argv = [self.cli, "init", "--repo", self.repo, "--encryption", self.encryption]
+        argv = [*self.cli_argv, "init", "--repo", self.repo, "--encryption", self.encryption]
         subprocess.run(argv, env=os.environ | self.env(), check=True, capture_output=True)
 
     def version(self) -> str:
@@ -284,7 +296,7 @@ class Ours(Tool):
 
     def backup(self, step: str) -> Cmd:
         argv = [
-            self.cli,
+            *self.cli_argv,
             "backup",
             "--repo",
             self.repo,
@@ -305,7 +317,7 @@ class Ours(Tool):
 
     def restore(self, target: str) -> Cmd:
         argv = [
-            self.cli,
+            *self.cli_argv,
             "restore",
             "--repo",
             self.repo,
