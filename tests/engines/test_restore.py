@@ -195,3 +195,26 @@ def test_unknown_item_type_rejected(repo, engine, tmp_path) -> None:
     gid = _commit(repo, [{"path": "x", "type": "whiteout"}])
     res = engine.restore(repo, gid, str(tmp_path / "t"))
     assert res.rejected and _files(tmp_path / "t") == set()
+
+
+def test_existing_target_keeps_its_metadata_under_never(repo, engine, gen, tmp_path: Path) -> None:
+    src, gid = gen
+    os.chmod(src, 0o700)
+    gid = backup(engine, repo, src).generation_id
+    out = tmp_path / "existing"
+    out.mkdir()
+    os.chmod(out, 0o755)
+    engine.restore(repo, gid, str(out))
+    assert os.stat(out).st_mode & 0o777 == 0o755
+    engine.restore(repo, gid, str(tmp_path / "fresh"))
+    assert os.stat(tmp_path / "fresh").st_mode & 0o777 == 0o700
+
+
+def test_source_given_as_symlink_to_directory(repo, engine, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "f").write_text("x")
+    os.symlink(real, tmp_path / "alias")
+    gid = backup(engine, repo, str(tmp_path / "alias")).generation_id
+    items = {i["path"]: i["type"] for i in repo.open_generation(gid).items()}
+    assert items == {".": "dir", "f": "file"}

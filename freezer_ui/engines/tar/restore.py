@@ -97,6 +97,9 @@ class TarRestore:
         if self.progress is not None and self.selection is None:
             stats = (gen.header or {}).get("stats") or {}
             self.progress.start(stats.get("bytes_total"), stats.get("files"))
+        # An existing target keeps its own owner/mode/times under "never"; a target we create
+        # gets the source root's.
+        self.target_existed = os.path.isdir(self.target)
         try:
             tree = SafeTree(self.target)
         except OSError as e:
@@ -141,7 +144,7 @@ class TarRestore:
         r = self.result
         kind = item.get("type")
         if not parts:  # the source root: the target itself
-            if kind == "dir":
+            if kind == "dir" and (not self.target_existed or self.overwrite != "never"):
                 self.dirs.append(((), item))
             return
         parent = tree.dir_fd(parts[:-1])

@@ -137,7 +137,7 @@ def walk(
     Unreadable directories and entries that vanish are warnings, not errors. With
     ``one_file_system`` a mount point is yielded (as an empty directory) but not entered.
     """
-    root_st = os.lstat(root)
+    root_st = os.stat(root)  # a source given as a symlink to a directory means the directory
     yield ".", root, root_st
     root_dev = root_st.st_dev
 
