@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint unit browser bench venv system-deps clean
+.PHONY: demo test lint unit browser screenshots bench venv system-deps clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -18,20 +18,33 @@ $(STAMP):
 
 venv: $(STAMP)
 
-# Debian packages the tests and demo drive for real.
+# Debian packages the tests and demo drive for real (sudo when not root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 	    || ! command -v mkfs.btrfs >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    chromium chromium-driver btrfs-progs >/dev/null; \
 	fi
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check freezer_ui tests enabled bench demo
+	$(VENV)/bin/ruff format --check freezer_ui tests enabled bench demo manage.py
 
+# The whole suite, browser tests included: headless Chromium against a real Keystone.  A missing
+# Chromium fails them (tests/browser/conftest.py), it never skips them.
 test: system-deps venv lint
 	$(VENV)/bin/pytest -p no:cacheprovider
+
+unit: venv
+	$(VENV)/bin/pytest -p no:cacheprovider -m "not browser"
+
+browser: system-deps venv
+	$(VENV)/bin/pytest -p no:cacheprovider -m browser tests/browser
+
+# Refresh docs/screenshots/*.png from the browser tests (a plain run writes them to /tmp).
+screenshots: system-deps venv
+	UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest -p no:cacheprovider -m browser tests/browser
 
 demo: venv
 	$(PY) -m demo.run

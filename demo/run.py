@@ -175,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
 
     # SIGTERM takes the same path as Ctrl-C, so `kill` and a closed terminal both clean up.
+    # SIGINT is installed explicitly too: a shell starting us in the background hands SIGINT
+    # down as ignored, and Python then never turns it into KeyboardInterrupt.
     def _terminate(signum, frame):
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, _terminate)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
 

@@ -52,6 +52,28 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+            # A hung page or Keystone call fails this test, not the whole CI run.
+            item.add_marker(pytest.mark.timeout(300))
+
+
+FAILURES = Path(tempfile.gettempdir()) / "freezer-ui-browser-failures"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # A failed browser test keeps what the browser showed: screenshot + HTML, named in the report.
+    outcome = yield
+    report = outcome.get_result()
+    browser = item.funcargs.get("horizon") if hasattr(item, "funcargs") else None
+    if report.failed and report.when == "call" and isinstance(browser, Browser):
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        stem = FAILURES / item.name.replace("/", "_")
+        try:
+            browser.driver.save_screenshot(f"{stem}.png")
+            Path(f"{stem}.html").write_text(browser.driver.page_source)
+            report.sections.append(("browser", f"{browser.driver.current_url}\n{stem}.png/.html"))
+        except Exception as exc:  # the browser itself may be what broke
+            report.sections.append(("browser", f"could not capture the page: {exc}"))
 
 
 @pytest.fixture(scope="session")
