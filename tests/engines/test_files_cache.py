@@ -166,3 +166,14 @@ def test_unchanged_rerun_stores_no_new_metadata(repo, engine, src) -> None:
     chunks_before = set(repo.refresh_index().by_chunk)
     backup(engine, repo, src)
     assert set(repo.refresh_index().by_chunk) == chunks_before
+
+
+def test_unwritable_cache_is_a_warning_not_a_failure(repo, tmp_path, src) -> None:
+    from freezer_ui.engines.tar import TarEngine
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should go")
+    eng = TarEngine(cache_dir=str(blocker))
+    res = backup(eng, repo, src)
+    assert res.generation_id in [g.id for g in repo.generations()]
+    assert len(res.warnings) == 1 and "files cache not saved" in res.warnings[0]

@@ -186,7 +186,11 @@ class TarBackup:
             r.generation_id = w.commit(header, items())
             # sealing finishes during commit's flush: the final figure is only known now
             r.bytes_stored = w.stats.get("stored_bytes", 0)
-        cache.save()
+        try:
+            cache.save()
+        except OSError as e:
+            # The generation is committed and complete; only the next run gets slower.
+            r.warnings.append(f"files cache not saved ({self.cache_file}): {e.strerror}")
         r.duration = time.monotonic() - t0
         if self.progress is not None:
             self.progress.finish()
