@@ -26,11 +26,13 @@ class CliError(Exception):
 
 
 def add_repo_args(p: argparse.ArgumentParser) -> None:
+    env_repo = os.environ.get("FREEZER_UI_REPO")
     p.add_argument(
         "--repo",
-        required=True,
+        required=not env_repo,
+        default=env_repo,
         metavar="URL",
-        help="repository URL (local:///path or a plain path); env FREEZER_UI_REPO",
+        help="repository URL (local:///path or a plain path; default: $FREEZER_UI_REPO)",
     )
     p.add_argument(
         "--passphrase-file",

@@ -30,7 +30,7 @@ def register_init(sub: argparse._SubParsersAction) -> None:
     add_repo_args(p)
     p.add_argument(
         "--encryption",
-        choices=("aes-256-gcm", "chacha20-poly1305", "none"),
+        choices=("aes-256-gcm", "none"),
         default=None,
         help="default: aes-256-gcm with a passphrase, none without",
     )
