@@ -594,7 +594,13 @@ def main(argv=None) -> int:
     print()
     print(report)
     now = dt.datetime.now(dt.timezone.utc)
-    official = not a.quick and a.scale == 1.0
+    # Only a complete default run replaces bench/results/<date>.md and the docs block.
+    official = (
+        not a.quick
+        and a.scale == 1.0
+        and list(a.steps) == list(STEPS)
+        and {"ours", "restic", "borg", "freezer"} <= set(a.tools)
+    )
     if official:
         out = os.path.join(HERE, "results", f"{now.strftime('%Y-%m-%d')}.md")
         os.makedirs(os.path.dirname(out), exist_ok=True)
