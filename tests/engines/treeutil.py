@@ -48,7 +48,10 @@ def snapshot(root: str, *, atime: bool = True) -> dict[str, dict[str, Any]]:
     for rel, d in out.items():
         if d["fmt"] == stat.S_IFREG:
             # O_NOATIME: reading must not change the atimes this snapshot compares
-            fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOATIME)
+            try:
+                fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOATIME)
+            except PermissionError:  # O_NOATIME needs ownership (or root)
+                fd = os.open(os.path.join(root, rel), os.O_RDONLY)
             with open(fd, "rb") as f:
                 d["data"] = f.read()
     for group in inodes.values():
