@@ -2,7 +2,7 @@
 
 An entry maps a path (relative to the backup source) to what the last backup stored for it::
 
-    path -> [inode, size, mtime_ns, ctime_ns, chunks, extents, xattrs]
+    path -> [inode, size, mtime_ns, ctime_ns, chunks, extents, xattrs, atime_ns]
 
 ``chunks`` is the list of ``[chunk_id, size]`` pairs the manifest needs, ``extents`` the data
 extents of a sparse file (``None`` when not sparse), ``xattrs`` a dict or ``None``. An entry is
@@ -12,6 +12,11 @@ restore mtime) *and* the repository still knows every chunk (after a prune it ma
 The file is one msgpack document written atomically after a committed backup. It holds only the
 entries seen by that backup, so deleted files drop out. A missing, corrupt or foreign-version file
 is an empty cache: the worst case is a full re-read, never a wrong backup.
+
+``atime_ns`` is the access time when the content was read. An unchanged file is recorded with
+it, not with its current atime: any reader (another backup tool, a search indexer) moves atimes
+without changing anything else, and recording those moves would make the item stream of an
+unchanged tree differ, and be stored again, on every run.
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ from typing import Any
 
 import msgpack
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # msgpack cannot carry lone surrogates (non-UTF-8 file names decoded with surrogateescape);
 # round-tripping them through the same error handler keeps such names cacheable.
 _UNICODE_ERRORS = "surrogateescape"
 
-Entry = list  # [ino, size, mtime_ns, ctime_ns, chunks, extents, xattrs]
+Entry = list  # [ino, size, mtime_ns, ctime_ns, chunks, extents, xattrs, atime_ns]
 
 
 def default_cache_root() -> Path:
@@ -71,6 +76,7 @@ class FilesCache:
         e = self.old.get(path)
         if (
             e is not None
+            and len(e) == 8
             and e[0] == st.st_ino
             and e[1] == st.st_size
             and e[2] == st.st_mtime_ns
@@ -98,6 +104,7 @@ class FilesCache:
             chunks,
             extents,
             xattrs,
+            st.st_atime_ns,
         ]
 
     def save(self) -> None:

@@ -290,6 +290,7 @@ class TarBackup:
                     item["sparse"] = entry[5]
                 if entry[6]:
                     item["xattrs"] = entry[6]
+                item["atime_ns"] = entry[7]  # see filescache: atime as of the last read
                 cache.keep(rel, entry)
                 self.result.files_from_cache += 1
                 return None
@@ -328,7 +329,7 @@ class TarBackup:
                     # the item can be restored alone (subset restores) without reading.
                     item["type"] = "hardlink"
                     item["hardlink"] = first["path"]
-                    for k in ("size", "chunks", "sparse", "xattrs"):
+                    for k in ("size", "chunks", "sparse", "xattrs", "atime_ns"):
                         if k in first:
                             item[k] = first[k]
         r.files += 1
