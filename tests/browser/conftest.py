@@ -20,9 +20,13 @@ import sys
 import tempfile
 import types
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
+from django.core.cache import caches
 from openstack_auth import policy as openstack_auth_policy
+from openstack_auth import utils as openstack_auth_utils
 from openstack_dashboard import defaults as dashboard_defaults
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
@@ -126,15 +130,33 @@ def chrome(tmp_path_factory):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def compress_root(tmp_path_factory):
-    # Compiled CSS/JS bundles: per session, not the shared /tmp of Horizon's test settings.
-    return tmp_path_factory.mktemp("compress")
+# Captured at collection, before any unit test has had a chance to swap it for a fake user.
+_REAL_GET_USER = openstack_auth_utils.get_user
 
 
-# The settings that make up Horizon's front end (styles, scripts, themes, URLconf).
+def _isolate_from_unit_tests() -> None:
+    """Undo what Horizon's unit-test helpers may leave behind in this shared process.
+
+    The live server runs in this pytest process, after the panel unit tests.  Those render full
+    pages under the unit-test settings, and django-compressor caches each rendered
+    ``{% compress %}`` block in the default cache: served here, that is an unstyled page with raw
+    SCSS.  Horizon's TestCase also swaps ``openstack_auth.utils.get_user`` for a fake user and
+    starts mock patchers; a test that fails in setUp never restores them.  Browser tests must
+    see the real code path, so start each one from a clean slate.
+    """
+    mock.patch.stopall()
+    openstack_auth_utils.get_user = _REAL_GET_USER
+    # Every configured alias (caches.all() lists only those this thread has opened already).
+    for alias in django_settings.CACHES:
+        caches[alias].clear()
+
+
+# The settings that make up Horizon's front end (templates, styles, scripts, themes, URLconf).
 FRONTEND_SETTINGS = (
     "ROOT_URLCONF",
+    # The unit-test TEMPLATES put openstack_dashboard/test/templates first, whose stand-ins for
+    # error pages and headers show fake test data; production templates only.
+    "TEMPLATES",
     "COMPRESS_PRECOMPILERS",
     "COMPRESS_FILTERS",
     "COMPRESS_OUTPUT_DIR",
@@ -253,7 +275,9 @@ class Browser:
             raise AssertionError(f"login as {account.username} failed: {errors}") from None
 
     def logout(self) -> None:
-        # Sign Out is a POST form in the user menu (Django 5 refuses GET logouts).
+        # Sign Out is a POST form in the user menu (Django 5 refuses GET logouts).  Open a page
+        # every role may see first: the landing page can be Horizon's "not authorized" page.
+        self.get("/project/freezer_jobs/")
         self.visible("#profile_editor_switcher, .user-menu > a").click()
         self.visible("form[action$='/auth/logout/'] button").click()
         self.visible("#id_username")
@@ -268,7 +292,7 @@ class Browser:
 
 @pytest.fixture
 def horizon(
-    request, live_server, keystone_server, chrome, settings, compress_root, production_frontend
+    request, live_server, keystone_server, chrome, settings, production_frontend
 ) -> Browser:
     """A logged-out browser on the live server, with Horizon pointed at the real Keystone."""
     settings.OPENSTACK_KEYSTONE_URL = keystone_server.url
@@ -294,7 +318,6 @@ def horizon(
     # those values from openstack_dashboard/settings.py itself.
     for name, value in production_frontend.items():
         setattr(settings, name, value)
-    settings.COMPRESS_ROOT = str(compress_root)
     openstack_auth_policy.reset()  # the enforcer caches the policy files it loaded first
     request.addfinalizer(openstack_auth_policy.reset)
     # Horizon's test settings set a 1 s default socket timeout (against accidental network calls
@@ -304,6 +327,7 @@ def horizon(
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(None)
     request.addfinalizer(lambda: socket.setdefaulttimeout(old_timeout))
+    _isolate_from_unit_tests()
     browser = Browser(chrome, live_server.url)
     # Cookies are per origin: visit it before clearing, so no session leaks between tests.
     browser.get("/auth/login/")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
 
 from demo.keystone import ADMIN, DEMO, OTHER
 
@@ -33,7 +34,13 @@ def fill_job_form(horizon, agent: str, description: str, schedule: str = "once")
 
 
 def submit(horizon) -> None:
-    horizon.find(f"{MODAL_FORM} [type=submit], .modal-footer [type=submit]").click()
+    # Clickable, not merely present: while Bootstrap still fades the modal in, a click can land
+    # on the backdrop and the form is never sent.
+    button = horizon.wait(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, ".modal-footer [type=submit]")),
+        message="the modal's submit button never became clickable",
+    )
+    button.click()
 
 
 def job_rows(horizon, table: str = "#jobs") -> list[str]:
@@ -206,6 +213,7 @@ def test_invalid_schedule_shows_field_error_and_saves_nothing(horizon, agents, f
     assert "repeat" in error.text.lower()
     field = error.find_element(By.XPATH, "./ancestor::*[contains(@class,'form-group')][1]")
     assert field.find_elements(By.NAME, "interval_number")
+    horizon.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
     horizon.screenshot("project-jobs-create-error")
 
     assert api_jobs(freezer_api(DEMO)) == []

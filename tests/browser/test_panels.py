@@ -30,6 +30,13 @@ def assert_panel_ok(horizon, table_css: str | None) -> None:
     # Horizon shows failed API calls ("Unable to retrieve ...") as error alerts.
     errors = [e.text for e in horizon.find_all(".alert-danger") if e.text.strip()]
     assert errors == []
+    # Every style sheet and script arrived (a broken asset pipeline still renders the HTML).
+    broken = [
+        entry["message"]
+        for entry in horizon.driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "/static/" in entry["message"]
+    ]
+    assert broken == []
     # The panel is the active entry of the side navigation (registered where it should be).
     assert horizon.find_all("#sidebar .openstack-panel.active, .nav-sidebar .active")
 
