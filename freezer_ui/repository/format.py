@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,12 +138,19 @@ def _dump_entries(entries: Iterable[PackEntry]) -> list[list[Any]]:
 
 # --- packs --------------------------------------------------------------------------------
 class PackBuilder:
-    """Collects sealed chunk blobs and produces the pack's bytes (as a list of parts)."""
+    """Collects sealed chunk blobs and produces the pack's bytes (as a list of parts).
 
-    def __init__(self, envelope: Envelope) -> None:
+    With ``sink``, every part (header, blobs, trailer, footer) is handed to ``sink`` as soon
+    as it exists instead of being kept: the writer streams packs to storage that way, so a
+    pack is never whole in memory.  The bytes produced are the same either way.
+    """
+
+    def __init__(self, envelope: Envelope, sink: Callable[[bytes], None] | None = None) -> None:
         self.envelope = envelope
         self.pack_id = os.urandom(ID_LEN)
-        self.parts: list[bytes] = [PACK_MAGIC + struct.pack("<I", PACK_VERSION)]
+        self.parts: list[bytes] = []
+        self._emit = self.parts.append if sink is None else sink
+        self._emit(PACK_MAGIC + struct.pack("<I", PACK_VERSION))
         self.pos = PACK_HEADER_LEN
         self.entries: list[PackEntry] = []
 
@@ -153,7 +160,7 @@ class PackBuilder:
 
     def add(self, chunk_id: bytes, size: int, blob: bytes) -> PackEntry:
         entry = PackEntry(chunk_id, self.pos, len(blob), size)
-        self.parts.append(blob)
+        self._emit(blob)
         self.entries.append(entry)
         self.pos += len(blob)
         return entry
@@ -162,12 +169,13 @@ class PackBuilder:
         return len(self.entries)
 
     def finish(self) -> list[bytes]:
-        """Append trailer and footer; return every part of the pack in order."""
+        """Append trailer and footer; return every part of the pack in order (with a
+        ``sink``: the parts not yet handed to it, i.e. none)."""
         trailer = self.envelope.seal(
             BLOB_TRAILER, self.pack_id, packb({"entries": _dump_entries(self.entries)})
         )
-        self.parts.append(trailer)
-        self.parts.append(struct.pack("<I", len(trailer)) + PACK_FOOTER_MAGIC)
+        self._emit(trailer)
+        self._emit(struct.pack("<I", len(trailer)) + PACK_FOOTER_MAGIC)
         return self.parts
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -41,16 +42,98 @@ from freezer_ui.repository.repository import ChunkRef
 from freezer_ui.storage import StorageError
 
 if TYPE_CHECKING:
+    from freezer_ui.repository.crypto import Envelope
     from freezer_ui.repository.repository import Repository
+
+# New chunks are sealed (compressed, encrypted) in the pool in batches of up to this many
+# plaintext bytes or chunks: one future per chunk cost more than sealing a small chunk.
+SEAL_BATCH_BYTES = 1 << 20
+SEAL_BATCH_CHUNKS = 128
+# Plaintext bytes handed to the pool and not yet in a pack, per worker.
+PENDING_BYTES_PER_WORKER = 4 << 20
+# Sealed blobs buffered for a pack upload that has not written them yet.
+STREAM_BUFFER = 8 << 20
+
+
+class _UploadAborted(Exception):
+    """Raised inside a pack upload's iterable so the storage discards the object."""
+
+
+class _PackStream:
+    """The iterable a pack upload (``storage.put`` in the uploader thread) consumes while
+    the writer produces the pack's parts: a pack is written as it is filled, never held
+    whole in memory.  At most ``limit`` bytes wait in between (the writer blocks)."""
+
+    def __init__(self, limit: int = STREAM_BUFFER) -> None:
+        self._cond = threading.Condition()
+        self._parts: deque[bytes] = deque()
+        self._buffered = 0
+        self._limit = limit
+        self._closed = False
+        self._aborted = False
+        self._fut: Future[int] | None = None
+
+    def attach(self, fut: Future[int]) -> None:
+        self._fut = fut
+        fut.add_done_callback(self._wake)
+
+    def _wake(self, _fut: object = None) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def feed(self, part: bytes) -> None:
+        with self._cond:
+            while self._buffered >= self._limit and not (self._fut and self._fut.done()):
+                self._cond.wait()
+            if self._fut is not None and self._fut.done():
+                exc = self._fut.exception() if not self._fut.cancelled() else None
+                if exc is not None:
+                    raise exc
+                raise RepositoryError("pack upload ended before the pack was complete")
+            self._parts.append(part)
+            self._buffered += len(part)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        with self._cond:
+            self._aborted = True
+            self._parts.clear()
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[bytes]:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._parts and not self._closed and not self._aborted:
+                    cond.wait()
+                if self._aborted:
+                    raise _UploadAborted("backup session aborted")
+                if not self._parts:
+                    return
+                part = self._parts.popleft()
+                self._buffered -= len(part)
+                cond.notify_all()
+            yield part
+
+
+def _seal_batch(envelope: Envelope, batch: list[tuple[bytes, int, bytes]]) -> list[bytes]:
+    return [envelope.seal(BLOB_CHUNK, cid, payload) for cid, _size, payload in batch]
 
 
 class Writer:
     """One backup session (use as a context manager).
 
     ``add_chunk`` hashes in the caller's thread and, for new chunks only, compresses and
-    encrypts in a small thread pool (zstd, BLAKE3 and AES-GCM release the GIL).  Memory is
-    bounded: at most ``max_pending`` chunks wait for the pool, one pack is being filled and
-    one is being uploaded.
+    encrypts in a small thread pool (zstd and AES-GCM release the GIL), small chunks in
+    batches.  Memory is bounded by bytes, not by the pack size: at most
+    ``PENDING_BYTES_PER_WORKER`` x workers of plaintext (or one larger chunk) wait for the
+    pool, and packs are streamed to storage while they are filled (``STREAM_BUFFER`` bytes
+    buffered per upload, at most two uploads: one being filled, one finishing).
 
     A writer is fed from one thread (its methods are not thread-safe); run one writer per
     thread for parallel backups.  The writer holds a shared lock for its whole life (prune
@@ -75,12 +158,19 @@ class Writer:
             Lock(repo.storage, exclusive=False, timeout=repo.lock_timeout) if lock else None
         )
         self._workers = max(1, workers)
-        self._max_pending = max_pending if max_pending is not None else 4 * self._workers
+        # max_pending: batches waiting for the pool (the byte bound usually binds first)
+        self._max_pending = max_pending if max_pending is not None else 8 * self._workers
+        self._max_pending_bytes = PENDING_BYTES_PER_WORKER * self._workers
         self._pool: ThreadPoolExecutor | None = None
         self._uploader: ThreadPoolExecutor | None = None
-        self._pending: deque[tuple[bytes, int, Future[bytes]]] = deque()
+        self._batch: list[tuple[bytes, int, bytes]] = []
+        self._batch_bytes = 0
+        self._pending: deque[tuple[list[tuple[bytes, int]], int, Future[list[bytes]]]] = deque()
+        self._pending_bytes = 0
         self._builder: PackBuilder | None = None
-        self._upload: tuple[bytes, list[PackEntry], Future[int]] | None = None
+        self._stream: _PackStream | None = None
+        self._stream_fut: Future[int] | None = None
+        self._uploads: deque[tuple[bytes, list[PackEntry], Future[int]]] = deque()
         self._seen: set[bytes] = set()
         self._unindexed: dict[bytes, list[PackEntry]] = {}
         self._failed: BaseException | None = None
@@ -110,8 +200,8 @@ class Writer:
                 self._lock.release()
             raise
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="fzui-seal")
-        self._uploader = ThreadPoolExecutor(1, thread_name_prefix="fzui-upload")
-        self._builder = PackBuilder(self.repo.envelope)
+        # two: the pack being filled streams while the previous one finishes (fsync)
+        self._uploader = ThreadPoolExecutor(2, thread_name_prefix="fzui-upload")
         self._opened = True
         return self
 
@@ -152,13 +242,16 @@ class Writer:
                 # Uploaded packs stay without an index object, exactly as after a kill: the
                 # next session adopts them, prune deletes them first when space is short.
                 # Writing an index here could fail anyway (disk full) and gains nothing.
-                for _cid, _size, fut in self._pending:
+                for _metas, _nbytes, fut in self._pending:
                     fut.cancel()
                 self._pending.clear()
-                try:
-                    self._wait_upload()
-                except (StorageError, RepositoryError):
-                    pass
+                self._batch = []
+                self._abort_stream()
+                while self._uploads:
+                    try:
+                        self._wait_upload()
+                    except (StorageError, RepositoryError):
+                        pass
         finally:
             self._closed = True
             assert self._pool is not None and self._uploader is not None
@@ -211,43 +304,85 @@ class Writer:
             self.stats["new_chunks"] += 1
             self.stats["new_bytes"] += size
         payload = data if isinstance(data, bytes) else bytes(data)
-        assert self._pool is not None
-        fut = self._pool.submit(self.repo.envelope.seal, BLOB_CHUNK, cid, payload)
-        self._pending.append((cid, size, fut))
-        try:
-            while len(self._pending) > self._max_pending:
-                self._drain_one()
-        except BaseException as exc:
-            self._failed = exc
-            raise
+        self._batch.append((cid, size, payload))
+        self._batch_bytes += size
+        if self._batch_bytes >= SEAL_BATCH_BYTES or len(self._batch) >= SEAL_BATCH_CHUNKS:
+            try:
+                self._submit_batch()
+                while self._pending and (
+                    self._pending_bytes > self._max_pending_bytes
+                    or len(self._pending) > self._max_pending
+                ):
+                    self._drain_one()
+            except BaseException as exc:
+                self._failed = exc
+                raise
         return ChunkRef(cid, size)
 
+    def _submit_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, nbytes = self._batch, self._batch_bytes
+        self._batch, self._batch_bytes = [], 0
+        assert self._pool is not None
+        fut = self._pool.submit(_seal_batch, self.repo.envelope, batch)
+        self._pending.append(([(cid, size) for cid, size, _ in batch], nbytes, fut))
+        self._pending_bytes += nbytes
+
     def _drain_one(self) -> None:
-        cid, size, fut = self._pending.popleft()
-        blob = fut.result()
-        assert self._builder is not None
-        self._builder.add(cid, size, blob)
-        self.stats["stored_bytes"] += len(blob)
-        if self._builder.pos >= self.repo.pack_size:
-            self._flush_pack()
+        metas, nbytes, fut = self._pending.popleft()
+        blobs = fut.result()
+        self._pending_bytes -= nbytes
+        for (cid, size), blob in zip(metas, blobs, strict=True):
+            builder = self._builder if self._builder is not None else self._start_pack()
+            builder.add(cid, size, blob)
+            self.stats["stored_bytes"] += len(blob)
+            if builder.pos >= self.repo.pack_size:
+                self._flush_pack()
+
+    def _start_pack(self) -> PackBuilder:
+        """A new pack whose upload starts now and consumes its parts as they are added."""
+        assert self._uploader is not None
+        stream = _PackStream()
+        builder = PackBuilder(self.repo.envelope, sink=stream.feed)
+        fut = self._uploader.submit(self.storage.put, pack_key(builder.pack_id), stream)
+        stream.attach(fut)
+        self._builder, self._stream, self._stream_fut = builder, stream, fut
+        return builder
 
     def _flush_pack(self) -> None:
-        builder = self._builder
-        assert builder is not None and self._uploader is not None
-        self._builder = PackBuilder(self.repo.envelope)
-        if not len(builder):
+        builder, stream, fut = self._builder, self._stream, self._stream_fut
+        if builder is None:
             return
-        parts = builder.finish()
-        # One upload in flight: bounds memory to ~2 packs while overlapping I/O and sealing.
-        self._wait_upload()
-        fut = self._uploader.submit(self.storage.put, pack_key(builder.pack_id), parts)
-        self._upload = (builder.pack_id, builder.entries, fut)
+        assert stream is not None and fut is not None
+        self._builder = self._stream = self._stream_fut = None
+        try:
+            builder.finish()  # trailer and footer go to the stream
+        except BaseException:
+            stream.abort()
+            raise
+        stream.close()
+        self._uploads.append((builder.pack_id, builder.entries, fut))
+        # At most one finished pack still uploading (fsync) while the next one fills.
+        while len(self._uploads) > 1:
+            self._wait_upload()
+
+    def _abort_stream(self) -> None:
+        """Drop the pack being filled: its upload stores nothing."""
+        stream, fut = self._stream, self._stream_fut
+        self._builder = self._stream = self._stream_fut = None
+        if stream is None or fut is None:
+            return
+        stream.abort()
+        try:
+            fut.result()
+        except BaseException:  # noqa: BLE001 - _UploadAborted or the storage's own error
+            pass
 
     def _wait_upload(self) -> None:
-        if self._upload is None:
+        if not self._uploads:
             return
-        pack_id, entries, fut = self._upload
-        self._upload = None
+        pack_id, entries, fut = self._uploads.popleft()
         fut.result()
         self._unindexed[pack_id] = entries
         self._index.add_pack(pack_id, entries)
@@ -268,10 +403,12 @@ class Writer:
         """Seal every pending chunk, upload the last pack and write the index object."""
         self._check()
         try:
+            self._submit_batch()
             while self._pending:
                 self._drain_one()
             self._flush_pack()
-            self._wait_upload()
+            while self._uploads:
+                self._wait_upload()
             self._write_index()
         except BaseException as exc:
             self._failed = exc

@@ -37,6 +37,7 @@ RACY_NS = 1_000_000_000
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 READERS = 4  # small-file reader threads: mostly waiting on the disk, not on the GIL
 WINDOW = 256  # items in flight between scan and completion
+WINDOW_BYTES = 8 << 20  # and at most this many bytes of small files read ahead
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -209,14 +210,20 @@ class TarBackup:
     def _items(self, cache: FilesCache, w: Any) -> Iterator[dict]:
         with ThreadPoolExecutor(READERS, thread_name_prefix="fzui-read") as pool:
             window: deque = deque()
+            ahead = 0  # bytes of small files submitted to the readers and not completed
             for entry in self._scan(cache, w, pool):
-                window.append(entry)
-                if len(window) >= WINDOW:
-                    item = self._complete(window.popleft(), w, cache)
+                job = entry[1]
+                n = job[3].st_size if job is not None and job[0] == "read" else 0
+                window.append((entry, n))
+                ahead += n
+                while window and (len(window) >= WINDOW or ahead > WINDOW_BYTES):
+                    done, n = window.popleft()
+                    ahead -= n
+                    item = self._complete(done, w, cache)
                     if item is not None:
                         yield item
             while window:
-                item = self._complete(window.popleft(), w, cache)
+                item = self._complete(window.popleft()[0], w, cache)
                 if item is not None:
                     yield item
 
