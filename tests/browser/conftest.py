@@ -255,24 +255,37 @@ class Browser:
     def row_texts(self, table_css: str = "table") -> list[str]:
         return [r.text for r in self.find_all(f"{table_css} tbody tr")]
 
+    def forget_session(self) -> None:
+        """Leave the previous page and drop every cookie, so no old session can come back.
+
+        about:blank first stops the previous page's late requests (Horizon's table polling,
+        the header): a response landing after the cookies were cleared would set the previous
+        user's session cookie again.  CDP clears cookies for all origins, not only the page's.
+        """
+        self.driver.get("about:blank")
+        self.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+
     def login(self, account: demo_keystone.Account) -> None:
-        self.driver.delete_all_cookies()
+        self.forget_session()
         self.get("/auth/login/")
         self.visible("#id_username").send_keys(account.username)
         self.driver.find_element(By.ID, "id_password").send_keys(account.password)
         self.driver.find_element(By.ID, "loginBtn").click()
         try:
-            # Success: Horizon leaves the login page and shows the user menu.
+            # Success: Horizon leaves the login page and names the user in its menu.
             self.wait(
                 lambda d: (
                     "/auth/login/" not in d.current_url
-                    and d.find_elements(By.CSS_SELECTOR, "#profile_editor_switcher, .user-menu")
+                    and d.find_elements(By.CSS_SELECTOR, ".user-menu .user-name")
                 ),
                 message="still on the login page",
             )
         except TimeoutException:
             errors = [e.text for e in self.find_all(".alert-danger, .error, .help-block")]
             raise AssertionError(f"login as {account.username} failed: {errors}") from None
+        shown = self.driver.find_element(By.CSS_SELECTOR, ".user-menu .user-name")
+        shown = shown.get_attribute("textContent").strip()
+        assert shown == account.username, f"logged in as {account.username}, Horizon shows {shown}"
 
     def logout(self) -> None:
         # Sign Out is a POST form in the user menu (Django 5 refuses GET logouts).  Open a page
@@ -329,9 +342,7 @@ def horizon(
     request.addfinalizer(lambda: socket.setdefaulttimeout(old_timeout))
     _isolate_from_unit_tests()
     browser = Browser(chrome, live_server.url)
-    # Cookies are per origin: visit it before clearing, so no session leaks between tests.
-    browser.get("/auth/login/")
-    chrome.delete_all_cookies()
+    browser.forget_session()  # no session leaks from the previous test
     return browser
 
 
