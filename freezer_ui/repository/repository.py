@@ -22,6 +22,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from freezer_ui.progress import Progress
 from freezer_ui.repository import chunker as _chunker
+from freezer_ui.repository._malloc import tune_malloc
 from freezer_ui.repository.chunker import ITEM_CHUNKER, ChunkerParams
 from freezer_ui.repository.crypto import (
     BLOB_CHUNK,
@@ -185,6 +186,7 @@ class Repository:
     """A deduplicating, optionally encrypted backup repository in a :class:`Storage`."""
 
     def __init__(self, storage: Storage, config: dict[str, Any], keys: KeyMaterial) -> None:
+        tune_malloc()
         self.storage = storage
         self._config = config
         self.id: str = bytes(config["id"]).hex()

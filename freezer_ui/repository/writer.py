@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack  # type: ignore[import-untyped]
 
 from freezer_ui.progress import Progress
+from freezer_ui.repository._malloc import malloc_trim
 from freezer_ui.repository.chunker import StreamCutter
 from freezer_ui.repository.crypto import BLOB_CHUNK
 from freezer_ui.repository.errors import CorruptData, MissingChunk, RepositoryError
@@ -384,6 +385,7 @@ class Writer:
             return
         pack_id, entries, fut = self._uploads.popleft()
         fut.result()
+        malloc_trim()
         self._unindexed[pack_id] = entries
         self._index.add_pack(pack_id, entries)
         self.stats["packs"] += 1
