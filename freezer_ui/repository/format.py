@@ -231,11 +231,30 @@ def parse_pack(envelope: Envelope, pack_id: bytes, data: bytes, where: str) -> l
 
 # --- index objects ------------------------------------------------------------------------
 def dump_index(envelope: Envelope, index_id: bytes, packs: dict[bytes, list[PackEntry]]) -> bytes:
-    doc = {"packs": [[pid, _dump_entries(entries)] for pid, entries in packs.items()]}
+    return dump_index_encoded(
+        envelope, index_id, {pid: encode_entries(entries) for pid, entries in packs.items()}
+    )
+
+
+def encode_entries(entries: Iterable[PackEntry]) -> bytes:
+    """The msgpack encoding of a pack's entry list as an index object holds it."""
+    return packb(_dump_entries(entries))
+
+
+def dump_index_encoded(envelope: Envelope, index_id: bytes, packs: dict[bytes, bytes]) -> bytes:
+    """``dump_index`` from entry lists already encoded with :func:`encode_entries`: the
+    same bytes as ``packb({"packs": [[pid, entries], ...]})`` (msgpack is deterministic),
+    without every entry alive as a Python object at once."""
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [packer.pack_map_header(1), packer.pack("packs"), packer.pack_array_header(len(packs))]
+    for pid, raw in packs.items():
+        parts.append(packer.pack_array_header(2))
+        parts.append(packer.pack(pid))
+        parts.append(raw)
     return (
         INDEX_MAGIC
         + struct.pack("<I", INDEX_VERSION)
-        + envelope.seal(BLOB_INDEX, index_id, packb(doc))
+        + envelope.seal(BLOB_INDEX, index_id, b"".join(parts))
     )
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +49,7 @@ from freezer_ui.repository.errors import (
 from freezer_ui.repository.format import (
     CONFIG_KEY,
     FORMAT_VERSION,
+    ID_LEN,
     INDEX_PREFIX,
     KEYS_PREFIX,
     MANIFESTS_PREFIX,
@@ -119,12 +121,107 @@ class GenerationInfo:
         )
 
 
-class ChunkIndex:
-    """chunk id -> location, merged from every index object (first location wins)."""
+_ENTRY = struct.Struct(f"<{ID_LEN}sQQQ")  # chunk id, offset, length, size
+_M32 = (1 << 32) - 1
+_M40 = (1 << 40) - 1
+
+
+class _Locations(Mapping[bytes, tuple[bytes, int, int, int]]):
+    """chunk id -> ``(pack_id, offset, length, size)``, stored as one int per chunk (pack
+    number, offset, length and size bit-packed) instead of a tuple of four objects: the
+    index of a large repository stays ~100 B per chunk plus the id."""
 
     def __init__(self) -> None:
-        self.by_chunk: dict[bytes, tuple[bytes, int, int, int]] = {}
-        self.packs: dict[bytes, list[PackEntry]] = {}
+        # an int, or the tuple itself for values too large to bit-pack (only a damaged or
+        # foreign index has those; they are still served as stored)
+        self._d: dict[bytes, Any] = {}
+        self._pack_ids: list[bytes] = []
+        self._pack_no: dict[bytes, int] = {}
+
+    def _encode(self, pack_id: bytes, offset: int, length: int, size: int) -> Any:
+        if not (0 <= offset <= _M40 and 0 <= length <= _M32 and 0 <= size <= _M32):
+            return (pack_id, offset, length, size)
+        no = self._pack_no.get(pack_id)
+        if no is None:
+            no = self._pack_no[pack_id] = len(self._pack_ids)
+            self._pack_ids.append(pack_id)
+        return (((no << 40 | offset) << 32 | length) << 32) | size
+
+    def _decode(self, v: Any) -> tuple[bytes, int, int, int]:
+        if type(v) is tuple:
+            return v
+        return (self._pack_ids[v >> 104], (v >> 64) & _M40, (v >> 32) & _M32, v & _M32)
+
+    def setdefault_location(
+        self, chunk_id: bytes, pack_id: bytes, offset: int, length: int, size: int
+    ) -> None:
+        if chunk_id not in self._d:
+            self._d[chunk_id] = self._encode(pack_id, offset, length, size)
+
+    def __getitem__(self, chunk_id: bytes) -> tuple[bytes, int, int, int]:
+        return self._decode(self._d[chunk_id])
+
+    def get(self, chunk_id: bytes, default: Any = None) -> Any:
+        v = self._d.get(chunk_id)
+        return default if v is None else self._decode(v)
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self._d
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class _PackEntries(Mapping[bytes, list[PackEntry]]):
+    """pack id -> its entries, kept struct-packed (56 B per entry); decoded on access."""
+
+    def __init__(self) -> None:
+        # packed entries, or a plain list when a value does not fit the struct
+        self._d: dict[bytes, bytes | list[PackEntry]] = {}
+
+    def extend(self, pack_id: bytes, entries: list[PackEntry]) -> None:
+        old = self._d.get(pack_id, b"")
+        if isinstance(old, bytes):
+            try:
+                raw = b"".join(_ENTRY.pack(e.chunk_id, e.offset, e.length, e.size) for e in entries)
+                self._d[pack_id] = old + raw
+                return
+            except struct.error:
+                pass
+        self._d[pack_id] = self._decode(old) + list(entries)
+
+    @staticmethod
+    def _decode(v: bytes | list[PackEntry]) -> list[PackEntry]:
+        if isinstance(v, list):
+            return list(v)
+        return [PackEntry(*t) for t in _ENTRY.iter_unpack(v)]
+
+    def __getitem__(self, pack_id: bytes) -> list[PackEntry]:
+        return self._decode(self._d[pack_id])
+
+    def __contains__(self, pack_id: object) -> bool:
+        return pack_id in self._d
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class ChunkIndex:
+    """chunk id -> location, merged from every index object (first location wins).
+
+    ``by_chunk`` and ``packs`` are read-only mappings with compact storage; change them
+    only through :meth:`add_pack`.
+    """
+
+    def __init__(self) -> None:
+        self.by_chunk = _Locations()
+        self.packs = _PackEntries()
         self.index_ids: list[bytes] = []
         # Every pack in storage when the index was loaded (id -> size), and the packs index
         # objects list but storage no longer has (lost or removed by a crashed prune).
@@ -132,9 +229,10 @@ class ChunkIndex:
         self.missing_packs: set[bytes] = set()
 
     def add_pack(self, pack_id: bytes, entries: list[PackEntry]) -> None:
-        self.packs.setdefault(pack_id, []).extend(entries)
+        self.packs.extend(pack_id, entries)
+        loc = self.by_chunk.setdefault_location
         for e in entries:
-            self.by_chunk.setdefault(e.chunk_id, (pack_id, e.offset, e.length, e.size))
+            loc(e.chunk_id, pack_id, e.offset, e.length, e.size)
 
     def __contains__(self, chunk_id: object) -> bool:
         return chunk_id in self.by_chunk

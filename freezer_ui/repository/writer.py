@@ -31,8 +31,9 @@ from freezer_ui.repository.format import (
     ManifestDoc,
     PackBuilder,
     PackEntry,
-    dump_index,
+    dump_index_encoded,
     dump_manifest,
+    encode_entries,
     index_key,
     item_chunk_refs,
     manifest_key,
@@ -173,7 +174,8 @@ class Writer:
         self._stream_fut: Future[int] | None = None
         self._uploads: deque[tuple[bytes, list[PackEntry], Future[int]]] = deque()
         self._seen: set[bytes] = set()
-        self._unindexed: dict[bytes, list[PackEntry]] = {}
+        # pack id -> its entries msgpack-encoded for the index object (compact until then)
+        self._unindexed: dict[bytes, bytes] = {}
         self._failed: BaseException | None = None
         self._opened = False
         self._closed = False
@@ -216,7 +218,7 @@ class Writer:
             except (CorruptData, StorageError):
                 continue  # not ours to fix: verify reports it, prune removes it
             self._index.add_pack(pack_id, entries)
-            self._unindexed[pack_id] = entries
+            self._unindexed[pack_id] = encode_entries(entries)
             self.stats["reused_packs"] += 1
 
     def __enter__(self) -> Writer:
@@ -386,7 +388,7 @@ class Writer:
         pack_id, entries, fut = self._uploads.popleft()
         fut.result()
         malloc_trim()
-        self._unindexed[pack_id] = entries
+        self._unindexed[pack_id] = encode_entries(entries)
         self._index.add_pack(pack_id, entries)
         self.stats["packs"] += 1
         if self._lock is not None:
@@ -397,7 +399,7 @@ class Writer:
             return
         index_id = os.urandom(16)
         self.storage.put(
-            index_key(index_id), [dump_index(self.repo.envelope, index_id, self._unindexed)]
+            index_key(index_id), [dump_index_encoded(self.repo.envelope, index_id, self._unindexed)]
         )
         self._unindexed = {}
 
