@@ -54,7 +54,7 @@ SEAL_BATCH_CHUNKS = 128
 # Plaintext bytes handed to the pool and not yet in a pack, per worker.
 PENDING_BYTES_PER_WORKER = 4 << 20
 # Sealed blobs buffered for a pack upload that has not written them yet.
-STREAM_BUFFER = 8 << 20
+STREAM_BUFFER = 4 << 20
 
 
 class _UploadAborted(Exception):
@@ -432,7 +432,9 @@ class Writer:
         self._check()
         if not isinstance(header, dict):
             raise TypeError("header must be a dict")
-        cutter = StreamCutter(self.repo.item_chunker_params)
+        # cut every 1 MiB of item stream (the same chunks as any other size: see StreamCutter)
+        # rather than 8 MiB, which held ~3 copies of 8 MiB at each cut
+        cutter = StreamCutter(self.repo.item_chunker_params, flush_at=1 << 20)
         packer = msgpack.Packer(use_bin_type=True)
         item_chunks: list[tuple[bytes, int]] = []
         count = 0
