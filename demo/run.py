@@ -3,7 +3,8 @@
     python -m demo.run [--port 8000] [--keystone-port 5000] [--state-dir .state/demo]
 
 Starts Keystone (bootstrapped once into the state directory, reused afterwards), migrates
-Horizon's and freezer-ui's databases, starts Horizon, prints the URL and the logins, and on
+Horizon's and freezer-ui's databases, starts one job agent per demo project (embedded mode) and a
+small demo data directory to back up, starts Horizon, prints the URL and the logins, and on
 Ctrl-C or SIGTERM stops everything it started.
 """
 
@@ -77,6 +78,89 @@ def seed(env: dict[str, str], accounts: dict, log: Path) -> None:
         raise DemoError(f"registering the demo host failed (exit {rc}):\n{_tail(log)}")
 
 
+def make_demo_data(root: Path) -> Path:
+    """A small tree worth backing up (text, a binary, a symlink, an empty dir), made once."""
+    data = root / "data"
+    if data.is_dir():
+        return data
+    (data / "docs").mkdir(parents=True)
+    (data / "empty").mkdir()
+    for i in range(40):
+        (data / "docs" / f"note-{i:02d}.txt").write_text(f"demo note {i}\n" * (50 + i * 40))
+    (data / "blob.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (data / "latest").symlink_to("docs/note-39.txt")
+    return data
+
+
+class Agents:
+    """One ``freezer-ui-agent run`` per demo project, on the client ``demo.seed`` registered.
+
+    An agent serves one project's client (freezer-api's model), so the demo runs one per
+    tenant; "Start" on a job in the Jobs panel is then picked up within a poll interval.
+    """
+
+    def __init__(self, env: dict[str, str], accounts: dict, state_dir: Path):
+        from demo.seed import demo_hostname
+
+        self.env, self.state_dir = env, state_dir
+        self.hostname = demo_hostname()
+        self.accounts = accounts
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def log(self, username: str) -> Path:
+        return self.state_dir / f"agent-{username}.log"
+
+    def start(self) -> None:
+        for username, prov in self.accounts.items():
+            cmd = [
+                sys.executable,
+                "-m",
+                "freezer_ui.cli",
+                "run",
+                "--mode",
+                "embedded",
+                "--project-id",
+                prov.project_id,
+                "--user-id",
+                prov.user_id,
+                "--client-id",
+                f"{prov.project_id}_{self.hostname}",
+                "--hostname",
+                self.hostname,
+                "--state-dir",
+                str(self.state_dir / f"agent-{username}"),
+                "--poll-interval",
+                "3",
+            ]
+            with open(self.log(username), "ab") as out:
+                self.processes[username] = subprocess.Popen(
+                    cmd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=REPO_ROOT,
+                    start_new_session=True,
+                )
+
+    def dead(self) -> str | None:
+        for username, proc in self.processes.items():
+            if proc.poll() is not None:
+                return username
+        return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+
+
 class Horizon:
     def __init__(self, env: dict[str, str], host: str, port: int, log: Path):
         self.env, self.host, self.port, self.log = env, host, port, log
@@ -140,7 +224,7 @@ class Horizon:
                 proc.wait()
 
 
-def banner(horizon_url: str, keystone_url: str, state_dir: Path) -> str:
+def banner(horizon_url: str, keystone_url: str, state_dir: Path, data_dir: Path) -> str:
     a, d, o = keystone.ADMIN, keystone.DEMO, keystone.OTHER
     return f"""
   freezer-ui demo is running.
@@ -153,8 +237,12 @@ def banner(horizon_url: str, keystone_url: str, state_dir: Path) -> str:
       {d.username} / {d.password}     project "{d.project}", member: Project > Backup and Restore
       {o.username} / {o.password}   project "{o.project}", member (another tenant)
 
+    try a job: engine tar, storage local, path to back up {data_dir},
+    container {state_dir / "repos" / "demo"}; then Start it in the Jobs panel
+    (a job agent per project runs it; its log: {state_dir}/agent-<user>.log)
+
     state and logs: {state_dir}
-  Ctrl-C stops Horizon and Keystone.
+  Ctrl-C stops Horizon, the agents and Keystone.
 """
 
 
@@ -187,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     ks = keystone.KeystoneServer(state_dir / "keystone", args.keystone_port, host=args.host)
     horizon: Horizon | None = None
+    agents: Agents | None = None
     try:
         _say(f"Keystone: setting up in {ks.state_dir}")
         if ks.setup():
@@ -200,13 +289,20 @@ def main(argv: list[str] | None = None) -> int:
         _say("Django: databases migrated (default + freezer_ui)")
         seed(env, ks.accounts, state_dir / "migrate.log")
         _say("freezer-ui: this host registered as a backup agent in every demo project")
+        data_dir = make_demo_data(state_dir)
+        agents = Agents(env, ks.accounts, state_dir)
+        agents.start()
+        _say(f"freezer-ui: job agents running for {', '.join(ks.accounts)}")
 
         horizon = Horizon(env, args.host, args.port, state_dir / "horizon.log")
         horizon.start()
         _say(f"ready in {time.monotonic() - t0:.1f} s")
-        print(banner(horizon.url, ks.url, state_dir), flush=True)
+        print(banner(horizon.url, ks.url, state_dir, data_dir), flush=True)
 
         while True:
+            dead = agents.dead()
+            if dead:
+                raise DemoError(f"the job agent for {dead} stopped:\n{_tail(agents.log(dead))}")
             for name, proc in (("Horizon", horizon.process), ("Keystone", ks.process)):
                 if proc is None or proc.poll() is not None:
                     log = horizon.log if name == "Horizon" else ks.log_file
@@ -225,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if horizon is not None:
             horizon.stop()
+        if agents is not None:
+            agents.stop()
         ks.stop()
-        _say("stopped Horizon and Keystone")
+        _say("stopped Horizon, the agents and Keystone")
 
 
 if __name__ == "__main__":
