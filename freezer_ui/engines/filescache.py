@@ -27,6 +27,7 @@ unchanged tree differ, and be stored again, on every run.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,15 @@ def _packb(obj: Any) -> bytes:
 def _load_entries(data: bytes) -> dict[str, bytes] | None:
     """path -> encoded entry from a cache file's bytes; ``None`` if it is not version 2
     or not a map.  Entries are sliced out of ``data`` (``skip``), not decoded."""
+    # Read through a BytesIO (which shares ``data``) in 1 MiB steps: ``feed(data)`` would
+    # copy the whole file into the unpacker's buffer.
     u = msgpack.Unpacker(
-        raw=False, unicode_errors=_UNICODE_ERRORS, max_buffer_size=max(len(data), 1 << 20)
+        io.BytesIO(data),
+        read_size=1 << 20,
+        raw=False,
+        unicode_errors=_UNICODE_ERRORS,
+        max_buffer_size=max(len(data), 1 << 20),
     )
-    u.feed(data)
     version = None
     entries: dict[str, bytes] = {}
     for _ in range(u.read_map_header()):

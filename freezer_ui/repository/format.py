@@ -6,10 +6,11 @@ Parsers here accept arbitrary bytes: anything malformed raises :class:`CorruptDa
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,21 +270,55 @@ def _object_header(data: bytes, magic: bytes, supported: int, where: str) -> Non
 def parse_index(
     envelope: Envelope, index_id: bytes, data: bytes, where: str
 ) -> dict[bytes, list[PackEntry]]:
+    return dict(iter_index(envelope, index_id, data, where))
+
+
+def iter_index(
+    envelope: Envelope, index_id: bytes, data: bytes, where: str
+) -> Iterator[tuple[bytes, list[PackEntry]]]:
+    """``(pack_id, entries)`` of an index object, one pack record at a time: the whole
+    document is never unpacked at once (loading the index of a large repository).  A
+    malformed object raises :class:`CorruptData`, possibly after some records were yielded."""
     _object_header(data, INDEX_MAGIC, INDEX_VERSION, where)
-    doc = unpackb(envelope.open(BLOB_INDEX, index_id, data[OBJECT_HEADER_LEN:], where=where), where)
-    if not isinstance(doc, dict) or not isinstance(doc.get("packs"), list):
-        raise CorruptData("malformed index", key=where)
-    out: dict[bytes, list[PackEntry]] = {}
-    for p in doc["packs"]:
-        if (
-            not isinstance(p, list)
-            or len(p) != 2
-            or not isinstance(p[0], bytes)
-            or len(p[0]) != ID_LEN
-        ):
-            raise CorruptData("malformed index pack record", key=where)
-        out[p[0]] = _entry_list(p[1], where)
-    return out
+    plain = envelope.open(BLOB_INDEX, index_id, data[OBJECT_HEADER_LEN:], where=where)
+    u = msgpack.Unpacker(io.BytesIO(plain), raw=False, max_buffer_size=max(len(plain), 1 << 20))
+    try:
+        try:
+            nkeys = u.read_map_header()
+        except ValueError:
+            raise CorruptData("malformed index", key=where) from None
+        # packb of a dict keeps the last of duplicate keys: collect only from the last "packs"
+        records: list[tuple[bytes, list[PackEntry]]] | None = None
+        for _ in range(nkeys):
+            if u.unpack() != "packs":
+                u.skip()
+                continue
+            try:
+                n = u.read_array_header()
+            except ValueError:
+                raise CorruptData("malformed index", key=where) from None
+            records = []
+            for _ in range(n):
+                p = u.unpack()
+                if (
+                    not isinstance(p, list)
+                    or len(p) != 2
+                    or not isinstance(p[0], bytes)
+                    or len(p[0]) != ID_LEN
+                ):
+                    raise CorruptData("malformed index pack record", key=where)
+                records.append((p[0], _entry_list(p[1], where)))
+                if nkeys == 1:  # the usual document: stream the records
+                    yield records.pop()
+        if records is None:
+            raise CorruptData("malformed index", key=where)
+        if u.tell() != len(plain):
+            raise CorruptData("undecodable msgpack: ExtraData", key=where)
+    except CorruptData:
+        raise
+    except Exception as exc:  # msgpack raises ValueError, OutOfData, StackError, ...
+        raise CorruptData(f"undecodable msgpack: {type(exc).__name__}", key=where) from None
+    yield from records
 
 
 # --- manifests ----------------------------------------------------------------------------

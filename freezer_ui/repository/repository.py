@@ -23,7 +23,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from freezer_ui.progress import Progress
 from freezer_ui.repository import chunker as _chunker
-from freezer_ui.repository._malloc import tune_malloc
+from freezer_ui.repository._malloc import malloc_trim, tune_malloc
 from freezer_ui.repository.chunker import ITEM_CHUNKER, ChunkerParams
 from freezer_ui.repository.crypto import (
     BLOB_CHUNK,
@@ -59,10 +59,10 @@ from freezer_ui.repository.format import (
     PACKS_PREFIX,
     PackEntry,
     check_pack_header,
+    iter_index,
     manifest_key,
     pack_key,
     parse_footer,
-    parse_index,
     parse_manifest,
     parse_obj_key,
     parse_pack_key,
@@ -417,12 +417,8 @@ class Repository:
                     index_id = parse_obj_key(obj.key, INDEX_PREFIX)
                     if index_id is None:
                         continue
-                    data = self.storage.get_bytes(obj.key)
-                    try:
-                        loaded.append(parse_index(self.envelope, index_id, data, obj.key))
-                    except CorruptData as exc:
-                        exc.args = (f"{exc}; rebuild_index() rebuilds the index from the packs",)
-                        raise
+                    # parsed below, a pack record at a time (the stored form is compact)
+                    loaded.append((index_id, obj.key, self.storage.get_bytes(obj.key)))
                     idx.index_ids.append(index_id)
             except ObjectNotFound:
                 continue  # an index object vanished (prune compacted them): list again
@@ -432,12 +428,18 @@ class Repository:
                 pack_id = parse_pack_key(obj.key)
                 if pack_id is not None:
                     idx.pack_sizes[pack_id] = obj.size
-            for packs in loaded:
-                for pack_id, entries in packs.items():
-                    if pack_id in idx.pack_sizes:
-                        idx.add_pack(pack_id, entries)
-                    else:
-                        idx.missing_packs.add(pack_id)
+            for index_id, key, data in loaded:
+                try:
+                    for pack_id, entries in iter_index(self.envelope, index_id, data, key):
+                        if pack_id in idx.pack_sizes:
+                            idx.add_pack(pack_id, entries)
+                        else:
+                            idx.missing_packs.add(pack_id)
+                except CorruptData as exc:
+                    exc.args = (f"{exc}; rebuild_index() rebuilds the index from the packs",)
+                    raise
+            del loaded
+            malloc_trim()  # the parsed index objects were transient: hand their pages back
             with self._index_mutex:
                 self._index = idx
             return idx
