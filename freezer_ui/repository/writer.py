@@ -276,25 +276,28 @@ class Writer:
         """Whether the repository (or this session) already holds the chunk."""
         return chunk_id in self._seen or chunk_id in self._index.by_chunk
 
-    def add_chunk(self, data: bytes | memoryview) -> ChunkRef:
+    def add_chunk(self, data: bytes | memoryview, chunk_id: bytes | None = None) -> ChunkRef:
         """Store a chunk unless it is already known; return its reference at once.
 
         ``data`` may be a memoryview that the caller reuses afterwards: it is copied when
-        it has to be stored.
+        it has to be stored.  ``chunk_id``, when given, must be ``repo.chunk_id(data)``,
+        computed by the caller in another thread (keyed BLAKE3 releases the GIL): it saves
+        hashing in the caller's thread, which feeds the writer and is the busiest one.
         """
-        return self._add(data, count=True)
+        return self._add(data, count=True, cid=chunk_id)
 
     def add_chunks(self, chunks: Iterable[bytes | memoryview]) -> Iterator[ChunkRef]:
         """``add_chunk`` over an iterable (hashing here, sealing in the pool)."""
         for data in chunks:
             yield self._add(data, count=True)
 
-    def _add(self, data: bytes | memoryview, *, count: bool) -> ChunkRef:
+    def _add(self, data: bytes | memoryview, *, count: bool, cid: bytes | None = None) -> ChunkRef:
         self._check()
         size = len(data)
         if size > MAX_CHUNK_SIZE:
             raise RepositoryError(f"chunk of {size} bytes exceeds {MAX_CHUNK_SIZE}")
-        cid = self.repo.chunk_id(data)
+        if cid is None:
+            cid = self.repo.chunk_id(data)
         if count:
             self.stats["chunks"] += 1
             self.stats["bytes"] += size

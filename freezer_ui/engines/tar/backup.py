@@ -315,13 +315,13 @@ class TarBackup:
             if job[0] == "read":
                 _, fut, rel, st = job
                 try:
-                    data, xattrs, end = fut.result()
+                    data, cid, xattrs, end = fut.result()
                 except OSError as e:
                     self._failed.add(id(item))
                     if e.errno != errno.ENOENT:  # vanished: simply not in this backup
                         self.warnings.add(f"{rel}: cannot read: {e.strerror}")
                     return None
-                chunks = [_ref(w.add_chunk(data))] if data else []
+                chunks = [_ref(w.add_chunk(data, cid))] if data else []
                 self._finish_read(item, rel, st, chunks, None, xattrs, end, len(data), cache)
             else:
                 _, first, rel, abspath, st = job
@@ -349,14 +349,16 @@ class TarBackup:
         return item
 
     def _slurp(self, abspath: str, rel: str, dev: int):
-        """Reader thread: a small file's data, xattrs and its stat after reading."""
+        """Reader thread: a small file's data, its chunk id (hashed here, in parallel, not
+        in the thread that feeds the writer), xattrs and its stat after reading."""
         fd = _open_for_read(abspath)
         try:
             data = os.read(fd, self.small_file + 1)
             xattrs = read_xattrs(fd, rel, dev, self.warnings)
-            return data, xattrs, os.fstat(fd)
+            end = os.fstat(fd)
         finally:
             os.close(fd)
+        return data, self.repo.chunk_id(data) if data else None, xattrs, end
 
     def _read(self, item, rel, abspath, st, w: Any, cache: FilesCache) -> bool:
         """Read and chunk one file in this thread (large or sparse files). ``False`` (with a
