@@ -393,6 +393,10 @@ class Writer:
         malloc_trim()
         self._unindexed[pack_id] = encode_entries(entries)
         self._index.add_pack(pack_id, entries)
+        # now known through the index: ``_seen`` only holds chunks not yet in an uploaded pack
+        seen = self._seen
+        for e in entries:
+            seen.discard(e.chunk_id)
         self.stats["packs"] += 1
         if self._lock is not None:
             self._lock.refresh()
