@@ -17,6 +17,7 @@ freezer-scheduler reads the same here:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,23 @@ def _refused(message: str) -> Exception:
     return Refused(message)
 
 
+def checked_path(ctx: ActionContext, key: str, value: str) -> str:
+    """``value`` if it lies inside the agent's allowed roots, else a refusal naming ``key``.
+
+    Both the path as written and its real path must be inside: normalising catches
+    ``/srv/../etc``, ``realpath`` catches a symlink inside a root that points outside it.
+    """
+    from freezer_ui.conf import path_allowed
+
+    roots = [os.path.normpath(r) for r in ctx.agent.config.allowed_roots]
+    if not (path_allowed(value, roots) and path_allowed(os.path.realpath(value), roots)):
+        raise _refused(
+            f"{key} {value!r} is outside the allowed roots of client "
+            f"{ctx.agent.client_id} ({', '.join(roots)})"
+        )
+    return value
+
+
 def repository_url(action: dict[str, Any]) -> str:
     storage = str(action.get("storage") or "local")
     container = str(action.get("container") or "").strip()
@@ -65,6 +83,10 @@ def open_repository(ctx: ActionContext, *, create: bool) -> Any:
     from freezer_ui.storage.registry import UnknownStorage, get_storage
 
     url = repository_url(ctx.action)
+    if "://" not in url:  # a local repository is a host path like any other
+        checked_path(ctx, "container", url)
+    elif url.startswith("local://"):
+        checked_path(ctx, "container", url[len("local://") :])
     try:
         storage = get_storage(url)
     except UnknownStorage as e:
@@ -138,6 +160,7 @@ def backup(ctx: ActionContext) -> dict[str, Any]:
     name = a.get("backup_name")
     if not source or not name:
         raise _refused("a backup action needs path_to_backup and backup_name")
+    checked_path(ctx, "path_to_backup", source)
     base = _record_base(ctx, engine_name)
     store = ctx.agent.store
     record_id = _create_record(ctx, base)
@@ -285,6 +308,7 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
     target = a.get("restore_abs_path")
     if not target:
         raise _refused("a restore action needs restore_abs_path")
+    checked_path(ctx, "restore_abs_path", target)
     from freezer_ui.agent.agent import _RunProgress
 
     repo = open_repository(ctx, create=False)

@@ -77,6 +77,10 @@ class AgentConfig:
     # Cap of the wait between polls while the API is unreachable.
     backoff_max: float = 300.0
     description: str = "freezer-ui-agent"
+    # Host paths a job may read from, restore into or keep a local repository in.  The panels
+    # check FREEZER_UI_ALLOWED_ROOTS too, but a job can reach the agent through freezer-api
+    # directly, so the agent, which does the I/O, is the check that matters.
+    allowed_roots: tuple[str, ...] = ("/",)
 
 
 class RunLog:

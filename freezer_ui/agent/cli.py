@@ -39,6 +39,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--key-dir", help="passphrase files named by passphrase_ref")
     p.add_argument("--poll-interval", type=float, default=10.0)
     p.add_argument("--progress-interval", type=float, default=1.0)
+    p.add_argument(
+        "--allowed-root",
+        action="append",
+        dest="allowed_roots",
+        default=None,
+        help="host path jobs may read from, restore into or keep local repositories in "
+        "(repeatable; default: $FREEZER_UI_ALLOWED_ROOTS, colon-separated, or /)",
+    )
     p.add_argument("--once", action="store_true", help="one poll, then exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -123,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
         state_dir=os.path.join(state_dir, "agent"),
         client_id=args.client_id or default_client_id(args.hostname),
         hostname=args.hostname,
+        allowed_roots=tuple(
+            args.allowed_roots
+            or [r for r in os.environ.get("FREEZER_UI_ALLOWED_ROOTS", "/").split(":") if r]
+        ),
         poll_interval=args.poll_interval,
         progress_interval=args.progress_interval,
         key_dir=args.key_dir,

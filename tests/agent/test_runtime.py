@@ -4,6 +4,8 @@ import filecmp
 import os
 import threading
 
+import pytest
+
 from freezer_ui.agent.state import read_runs
 from freezer_ui.repository import Repository
 from freezer_ui.storage import get_storage
@@ -300,3 +302,43 @@ def test_start_during_a_run_waits_for_it_and_is_not_run_twice(api, make_agent, t
     assert agent.poll() == job_ids
     assert len(open_repo(repo).generations()) == 2
     assert agent.poll() == [] and other.poll() == []
+
+
+@pytest.mark.parametrize("where", ["source", "symlinked source", "container", "restore target"])
+def test_paths_outside_the_allowed_roots_are_refused(api, make_agent, tmp_path, where):
+    # A job can reach the agent through freezer-api without passing the panels' check, so the
+    # agent refuses on its own: nothing is read, no repository is made, nothing is written.
+    root = tmp_path / "allowed"
+    outside = make_tree(tmp_path / "outside", files=2)
+    inside = make_tree(root / "src", files=2)
+    repo = root / "repo"
+    agent = make_agent(allowed_roots=(str(root),))
+    if where == "source":
+        job = backup_job(outside, repo)
+    elif where == "symlinked source":
+        (root / "link").symlink_to(outside)
+        job = backup_job(root / "link", repo)
+    elif where == "container":
+        repo = tmp_path / "repo-outside"
+        job = backup_job(inside, repo)
+    else:
+        job = backup_job(inside, repo)
+        job["job_actions"] = [
+            {
+                "freezer_action": {
+                    "action": "restore",
+                    "backup_name": "data",
+                    "storage": "local",
+                    "container": str(repo),
+                    "restore_abs_path": str(tmp_path / "restored"),
+                }
+            }
+        ]
+    job_id = api.jobs.create(job)
+    assert agent.poll() == [job_id]
+    schedule = schedule_of(api, job_id)
+    assert schedule["result"] == "fail"
+    (run,) = read_runs(agent.state.root, job_id)
+    assert "outside the allowed roots" in run["reason"]
+    assert not (repo / "config").exists()
+    assert not (tmp_path / "restored").exists()
