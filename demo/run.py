@@ -131,6 +131,9 @@ class Agents:
                 str(self.state_dir / f"agent-{username}"),
                 "--poll-interval",
                 "3",
+                # Same fence as the panels' FREEZER_UI_ALLOWED_ROOTS (demo/settings.py).
+                "--allowed-root",
+                str(self.state_dir),
             ]
             with open(self.log(username), "ab") as out:
                 self.processes[username] = subprocess.Popen(

@@ -86,6 +86,9 @@ DATABASE_ROUTERS = ["freezer_ui.db_router.FreezerUIRouter"]
 FREEZER_UI_API_MODE = "embedded"
 FREEZER_UI_STATE_DIR = str(STATE_DIR)
 FREEZER_UI_DATABASE = "freezer_ui"
+# A demo is reachable by anyone who knows the printed passwords: jobs may only read from and
+# write under the demo's own state directory, never the rest of this host.
+FREEZER_UI_ALLOWED_ROOTS = [str(STATE_DIR)]
 
 # openstack_dashboard.settings registered its own enabled files already; registering again with
 # ours in front is the documented plugin hook.  That second call prepends the same apps and
