@@ -29,32 +29,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_agent(args: argparse.Namespace) -> int:
+def _run_agent(argv: list[str]) -> int:
     from freezer_ui.agent.cli import main as agent_main
 
-    return agent_main(args.forwarded)
+    return agent_main(argv)
 
 
-def _run_legacy(args: argparse.Namespace) -> int:
+def _run_legacy(argv: list[str]) -> int:
     from freezer_ui.engines.legacy.__main__ import main as legacy_main
 
-    return legacy_main(args.forwarded)
+    return legacy_main(argv)
 
 
-_FORWARDED = {"run": _run_agent, "legacy": _run_legacy}
+# ``run`` and ``legacy`` own their options and are dispatched by :func:`main` before our parser
+# runs; their modules are imported only when chosen, because the agent pulls in the API client
+# and jsonschema (~0.3 s), which every quick ``backup`` or ``ls`` call would otherwise pay.
+_FORWARDED = {
+    "run": (_run_agent, "run the backup jobs assigned to this client (long-running agent)"),
+    "legacy": (_run_legacy, "list or restore backups written by the upstream Freezer agent"),
+}
 
 
 def _register_forwarded(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    # ``run`` and ``legacy`` own their options; their modules are imported only when chosen,
-    # because the agent pulls in the API client and jsonschema (~0.3 s), which every quick
-    # ``backup`` or ``ls`` call would otherwise pay.
-    for name, func, help_text in (
-        ("run", _run_agent, "run the backup jobs assigned to this client (long-running agent)"),
-        ("legacy", _run_legacy, "list or restore backups written by the upstream Freezer agent"),
-    ):
-        p = sub.add_parser(name, help=help_text, add_help=False)
-        p.add_argument("forwarded", nargs=argparse.REMAINDER)
-        p.set_defaults(func=func)
+    # Listed so ``--help`` shows them; main() hands their arguments over before parsing.
+    for name, (_func, help_text) in _FORWARDED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
 
 
 def _error_message(e: BaseException) -> tuple[str, int]:
@@ -89,9 +88,8 @@ def _error_message(e: BaseException) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _FORWARDED:
-        # argparse would take "--help" after a REMAINDER subcommand as ours; hand the whole
-        # rest to the subcommand's own parser instead.
-        return _FORWARDED[argv[0]](argparse.Namespace(forwarded=argv[1:]))
+        # The subcommand's own parser takes the whole rest, "--help" included.
+        return _FORWARDED[argv[0]][0](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
