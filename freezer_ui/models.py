@@ -71,3 +71,50 @@ class Backup(Document):
 
     class Meta(Document.Meta):
         ordering = ["-time_stamp", "created_at", "id"]
+
+
+class JobRun(Document):
+    """One run of a job by an agent (embedded kind ``job_runs``; freezer-api has no such kind).
+
+    ``doc`` holds the run document: job_id, run_id, client_id, status, result, times, per-action
+    outcomes, progress and the log tail.  ``client_id`` is the agent's client.
+    """
+
+    job_id = models.CharField(max_length=_ID, db_index=True)
+    status = models.CharField(max_length=32, default="running")
+
+    class Meta(Document.Meta):
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["project_id", "job_id", "created_at"], name="jobrun_job_created"),
+        ]
+
+
+class Secret(models.Model):
+    """A project's secret (repository passphrase, storage credential), encrypted at rest.
+
+    ``ciphertext`` is sealed with a key that is kept outside the database (freezer_ui.secrets):
+    a copy of the database alone reveals no secret.  ``name`` is what job actions reference
+    (``passphrase_ref``); the value is never sent back to a browser.
+    """
+
+    id = models.CharField(primary_key=True, max_length=_ID)
+    project_id = models.CharField(max_length=_ID, db_index=True)
+    user_id = models.CharField(max_length=_ID)
+    name = models.CharField(max_length=_ID)
+    kind = models.CharField(max_length=32, default="passphrase")
+    description = models.TextField(blank=True, default="")
+    ciphertext = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project_id", "name"], name="freezer_ui_secret_unique_per_project"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"secret {self.name} (project {self.project_id})"
