@@ -9,7 +9,7 @@ no chain of incrementals. Physically only chunks the repository does not know ye
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -98,6 +98,7 @@ class Engine(ABC):
         excludes: Sequence[str] = (),
         one_file_system: bool = False,
         progress: Any | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> BackupResult:
         """Back up ``source`` into ``repo`` as one new generation and return its id and stats.
 

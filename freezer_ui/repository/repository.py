@@ -102,6 +102,12 @@ class GenerationInfo:
     stats: dict[str, Any]
     header: dict[str, Any] = field(repr=False)
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """The ``labels`` the engine stored in the header (``{}`` when none)."""
+        labels = self.header.get("labels")
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
     @classmethod
     def from_header(cls, gen_id: str, header: dict[str, Any]) -> GenerationInfo:
         t = header.get("time")

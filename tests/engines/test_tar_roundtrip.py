@@ -152,3 +152,16 @@ def test_readonly_directory_restores(repo, engine, tmp_path: Path) -> None:
         os.chmod(src / "ro", 0o700)
         if (tmp_path / "out/ro").exists():
             os.chmod(tmp_path / "out/ro", 0o700)
+
+
+def test_labels_are_kept_in_the_generation_header(repo, engine, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"x")
+    labelled = engine.backup(
+        repo, str(src), backup_name="b", hostname="h", labels={"project_id": "p1"}
+    )
+    plain = engine.backup(repo, str(src), backup_name="b", hostname="h")
+    infos = {g.id: g for g in repo.generations()}
+    assert infos[labelled.generation_id].labels == {"project_id": "p1"}
+    assert infos[plain.generation_id].labels == {}

@@ -20,7 +20,7 @@ Item format (one dict per manifest item, in sorted pre-order, the source root fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO, ClassVar
 
 from freezer_ui.engines.base import BackupResult, Engine, OverwritePolicy, RestoreResult
@@ -45,6 +45,7 @@ class TarEngine(Engine):
         excludes: Sequence[str] = (),
         one_file_system: bool = False,
         progress: Any | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> BackupResult:
         from freezer_ui.engines.tar.backup import TarBackup
 
@@ -58,6 +59,7 @@ class TarEngine(Engine):
             progress=progress,
             cache_dir=self.cache_dir,
             use_cache=self.use_cache,
+            labels=labels,
         ).run()
 
     def restore(

@@ -9,7 +9,7 @@ import socket
 import stat
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -112,6 +112,7 @@ class TarBackup:
         progress: Any | None,
         cache_dir: str | None,
         use_cache: bool = True,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.repo = repo
         self.source = os.path.abspath(source)
@@ -125,6 +126,7 @@ class TarBackup:
         self.owners = Owners()
         self.result = BackupResult(generation_id="")
         self.is_root = os.geteuid() == 0
+        self.labels = dict(labels or {})
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -167,6 +169,10 @@ class TarBackup:
             "one_file_system": self.one_file_system,
             "stats": stats,
         }
+        if self.labels:
+            # Who the generation belongs to (e.g. the project): readers that serve several
+            # tenants check it instead of trusting a backup record that points here.
+            header["labels"] = {str(k): str(v) for k, v in self.labels.items()}
         with self.repo.writer(lock=True) as w:
 
             def items():
