@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "FREEZER_UI_STATE_DIR": "/var/lib/freezer-ui",
     "FREEZER_UI_DATABASE": "freezer_ui",
     "FREEZER_UI_ALLOWED_ROOTS": ["/"],
+    # The secret store's master key file (freezer_ui/secrets.py, docs/secrets.md);
+    # None = <FREEZER_UI_STATE_DIR>/secret.key.
+    "FREEZER_UI_SECRET_KEY_FILE": None,
 }
 API_MODES = ("embedded", "remote")
 
