@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from freezer_ui.api import freezer as api_freezer
-from freezer_ui.api.exceptions import Forbidden
+from freezer_ui.api.exceptions import Forbidden, NotFound
 from freezer_ui.api.resources import Backup, Job
 
 DAY = 86400
@@ -335,6 +335,11 @@ def recent_runs(request, limit: int = 10, *, jobs: Iterable[Job] | None = None):
         if supports is None or supports("job_runs"):
             runs, _more = job_run_list(request, limit=limit)
             names = {job.id: job.description for job in jobs or ()}
+            for job_id in {run.job_id for run in runs} - set(names) if jobs is None else ():
+                try:
+                    names[job_id] = api_freezer.job_get(request, job_id).description
+                except NotFound:
+                    names[job_id] = ""  # the job was deleted; its runs stay in the history
             return [
                 _run(
                     run.job_id,

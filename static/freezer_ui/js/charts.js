@@ -1,0 +1,137 @@
+/*
+ * freezer-ui Overview charts, drawn with Rickshaw (on D3 3.5), the charting library Horizon ships
+ * as XStatic-Rickshaw and already loads on every page.
+ *
+ * Project Overview: <div class="freezer-charts" data-freezer-usage-url="..."> holds three
+ * <div class="freezer-chart" data-chart="stored|new|dedup">; the series come from the JSON
+ * endpoint /api/freezer_ui/stats/usage/ (freezer_ui/api/rest/stats.py).
+ * Admin Overview: <div class="freezer-chart" data-chart="projects"> reads the per-project totals
+ * the page embeds with json_script (id in data-source).
+ *
+ * Labels arrive translated in data-label-* attributes; every text is set with .text(), never as
+ * HTML, because project and backup names are user data.
+ */
+(function ($) {
+  'use strict';
+
+  var HEIGHT = 180;
+  var COLORS = {stored: '#337ab7', new: '#5cb85c', dedup: '#f0ad4e', projects: '#337ab7'};
+
+  function bytes(value) {
+    if (value === null || value === undefined) { return '-'; }
+    var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    var i = 0;
+    while (Math.abs(value) >= 1024 && i < units.length - 1) { value /= 1024; i++; }
+    return (i ? value.toFixed(1) : String(Math.round(value))) + ' ' + units[i];
+  }
+
+  function percent(value) {
+    return value === null || value === undefined ? '-' : value.toFixed(1) + ' %';
+  }
+
+  function day(seconds) {
+    // The series are per UTC day: show the day, not a local time of its first second.
+    return new Date(seconds * 1000).toISOString().slice(0, 10);
+  }
+
+  function message($el, text) {
+    $el.empty().append($('<p class="text-muted freezer-chart-message"></p>').text(text));
+  }
+
+  function graph(el, renderer, name, color, data, options) {
+    var width = Math.max($(el).width() || 0, 200);
+    var chart = new Rickshaw.Graph($.extend({
+      element: el,
+      width: width,
+      height: HEIGHT,
+      renderer: renderer,
+      min: 0,
+      series: [{name: name, color: color, data: data}]
+    }, options || {}));
+    return chart;
+  }
+
+  function drawUsage($box, usage) {
+    var labels = $box.data();
+    var points = usage.series || [];
+    $box.find('.freezer-chart').each(function () {
+      var $el = $(this);
+      var kind = $el.data('chart');
+      var data;
+      var chart;
+      $el.empty();
+      if (kind === 'stored' || kind === 'new') {
+        data = points.map(function (p) {
+          return {x: p.time, y: kind === 'stored' ? p.stored_bytes : p.new_bytes};
+        });
+        chart = graph(this, kind === 'stored' ? 'area' : 'bar',
+                      kind === 'stored' ? labels.labelStored : labels.labelNew,
+                      COLORS[kind], data, kind === 'stored' ? {stroke: true} : {});
+        new Rickshaw.Graph.Axis.Time({graph: chart});
+        new Rickshaw.Graph.Axis.Y({graph: chart, tickFormat: bytes, ticks: 4});
+        new Rickshaw.Graph.HoverDetail({graph: chart, xFormatter: day, yFormatter: bytes});
+      } else if (kind === 'dedup') {
+        data = points.map(function (p) {
+          return {x: p.time, y: p.dedup_ratio === null ? null : p.dedup_ratio * 100};
+        });
+        if (!data.some(function (d) { return d.y !== null; })) {
+          message($el, labels.labelNoRatio);
+          return;
+        }
+        chart = graph(this, 'lineplot', labels.labelDedup, COLORS.dedup, data, {max: 100});
+        new Rickshaw.Graph.Axis.Time({graph: chart});
+        new Rickshaw.Graph.Axis.Y({graph: chart, ticks: 4});
+        new Rickshaw.Graph.HoverDetail({graph: chart, xFormatter: day, yFormatter: percent});
+      } else {
+        return;
+      }
+      chart.render();
+      $el.attr('data-drawn', 'true');
+    });
+  }
+
+  function loadUsage($box) {
+    $.ajax({url: $box.data('freezerUsageUrl'), dataType: 'json'})
+      .done(function (usage) { drawUsage($box, usage); })
+      .fail(function () {
+        $box.find('.freezer-chart').each(function () {
+          message($(this), $box.data('labelFailed'));
+        });
+      });
+  }
+
+  function drawProjects(el) {
+    var $el = $(el);
+    var source = document.getElementById($el.data('source'));
+    var items = source ? JSON.parse(source.textContent) : [];
+    $el.empty();
+    if (!items.length) {
+      message($el, $el.data('labelEmpty'));
+      return;
+    }
+    var names = items.map(function (item) { return item.name; });
+    var data = items.map(function (item, i) { return {x: i, y: item.stored_bytes}; });
+    var chart = graph(el, 'bar', $el.data('labelStored'), COLORS.projects, data);
+    new Rickshaw.Graph.Axis.X({
+      graph: chart,
+      tickValues: data.map(function (d) { return d.x; }),
+      tickFormat: function (i) { return names[i] === undefined ? '' : names[i]; }
+    });
+    new Rickshaw.Graph.Axis.Y({graph: chart, tickFormat: bytes, ticks: 4});
+    new Rickshaw.Graph.HoverDetail({
+      graph: chart,
+      xFormatter: function (i) { return names[i]; },
+      yFormatter: bytes
+    });
+    chart.render();
+    $el.attr('data-drawn', 'true');
+  }
+
+  $(function () {
+    if (typeof Rickshaw === 'undefined') {
+      return;  // Horizon loads Rickshaw on every page; without it the page keeps its tables.
+    }
+    $('.freezer-charts[data-freezer-usage-url]').each(function () { loadUsage($(this)); });
+    $('.freezer-chart[data-chart="projects"]').each(function () { drawProjects(this); });
+  });
+}(jQuery));
