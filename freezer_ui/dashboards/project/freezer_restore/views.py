@@ -1,9 +1,22 @@
-from django.utils.translation import gettext_lazy as _
-from horizon import tables
+import json
 
+from django import http
+from django.shortcuts import redirect
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_lazy as _
+from django.views import generic
+from horizon import exceptions, messages, tables, views, workflows
+
+from freezer_ui.api import exceptions as api_exceptions
 from freezer_ui.api import freezer as api_freezer
+from freezer_ui.api import restore_sources
 from freezer_ui.dashboards import utils
 from freezer_ui.dashboards.project.freezer_restore import tables as restore_tables
+from freezer_ui.dashboards.project.freezer_restore import workflows as restore_workflows
+
+INDEX_URL = "horizon:project:freezer_restore:index"
 
 
 class IndexView(utils.PagedTableMixin, tables.DataTableView):
@@ -19,3 +32,266 @@ class IndexView(utils.PagedTableMixin, tables.DataTableView):
             return self.api_failed(_("Unable to retrieve backups."))
         # Only a backup that reached its storage can be restored from.
         return [b for b in backups if (b.status or "available") == "available"]
+
+
+def load_backup(request, backup_id):
+    """``(backup, source, generations)`` for a backup of the caller's project.
+
+    Raises RestoreSourceError with a message for people: unknown or another project's ID
+    (the API says NotFound for both, and so does this), a failed backup, an unknown format.
+    """
+    if not backup_id:
+        raise restore_sources.RestoreSourceError(
+            "backup_id", _("Choose the backup to restore from in the list below.")
+        )
+    backup, source = restore_sources.backup_for(request, backup_id)
+    return backup, source, source.generations(request, backup)
+
+
+class WizardView(workflows.WorkflowView):
+    workflow_class = restore_workflows.RestoreWizard
+    template_name = "freezer_ui/project/freezer_restore/wizard.html"
+    page_title = _("Restore")
+
+    def dispatch(self, request, *args, **kwargs):
+        backup_id = request.POST.get("backup_id") or request.GET.get("backup_id") or ""
+        try:
+            backup, source, generations = load_backup(request, backup_id)
+        except restore_sources.RestoreSourceError as error:
+            # Nothing of the backup is shown: the message is the same for a deleted backup and
+            # for another project's, so the page tells nothing about other projects.
+            messages.error(request, str(error))
+            return redirect(INDEX_URL)
+        except Exception:
+            exceptions.handle(request, _("Unable to retrieve the backup."))
+            return redirect(INDEX_URL)
+        self.restore_seed = {
+            "backup_id": backup.id,
+            "backup": backup,
+            "source": source,
+            "generations": generations,
+        }
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_initial(self):
+        initial = dict(self.restore_seed)
+        generations = initial["generations"]
+        if generations:
+            initial["generation_id"] = generations[0].id  # newest first
+        return initial
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        backup = self.restore_seed["backup"]
+        context["backup"] = backup
+        context["source"] = self.restore_seed["source"]
+        context["resolve_url"] = reverse(
+            "horizon:project:freezer_restore:resolve", args=[backup.id]
+        )
+        context["tree_url"] = reverse("horizon:project:freezer_restore:tree")
+        context["generations_json"] = json.dumps(
+            [restore_workflows.generation_json(g) for g in self.restore_seed["generations"]]
+        )
+        return context
+
+
+def _json_error(message, status=400, field=""):
+    return http.JsonResponse({"error": str(message), "field": field}, status=status)
+
+
+class ResolveView(generic.View):
+    """``GET ?at=<ISO date-time>`` → the generation a restore "as of" that instant uses.
+
+    Naive date-times are in the user's Horizon time zone, as the wizard's input sends them.
+    """
+
+    def get(self, request, backup_id):
+        from django.utils import timezone
+
+        at = parse_datetime(request.GET.get("at") or "")
+        if at is None:
+            return _json_error(_("Give a date and time."), field="point_in_time")
+        if timezone.is_naive(at):
+            at = timezone.make_aware(at)
+        try:
+            backup, source = restore_sources.backup_for(request, backup_id)
+            gen = source.resolve(request, backup, at)
+        except restore_sources.RestoreSourceError as error:
+            status = 404 if error.field == "backup_id" else 400
+            return _json_error(error, status=status, field=error.field)
+        except Exception as error:  # noqa: BLE001 - reported to the page, not raised as a 500
+            return _json_error(
+                _("Unable to resolve the point in time: %(error)s") % {"error": error}, 503
+            )
+        return http.JsonResponse({"generation": restore_workflows.generation_json(gen)})
+
+
+class TreeView(generic.View):
+    """``GET ?backup_id=&path=&offset=`` → one folder of a generation for the tree picker.
+
+    A thin JSON view over ``freezer_ui.api.browse.list_dir`` (which enforces the project).
+    """
+
+    limit = 500
+
+    def get(self, request):
+        from freezer_ui.api import browse
+
+        backup_id = request.GET.get("backup_id") or ""
+        path = request.GET.get("path") or ""
+        try:
+            offset = max(0, int(request.GET.get("offset") or 0))
+        except ValueError:
+            offset = 0
+        try:
+            entries, more = browse.list_dir(
+                request, backup_id, path, offset=offset, limit=self.limit
+            )
+        except api_exceptions.NotFound:
+            return _json_error(_("No such backup or folder in this project."), 404)
+        except Exception as error:  # noqa: BLE001 - shown in the tree, not a 500 page
+            return _json_error(_("Unable to list this folder: %(error)s") % {"error": error}, 503)
+        return http.JsonResponse(
+            {
+                "entries": [
+                    {
+                        "name": e.get("name"),
+                        "path": e.get("path"),
+                        "type": e.get("type"),
+                        "size": e.get("size"),
+                        "size_text": str(filesizeformat(e.get("size") or 0)),
+                    }
+                    for e in entries
+                ],
+                "has_more": bool(more),
+                "next_offset": offset + len(entries),
+            }
+        )
+
+
+# ----------------------------------------------------------------------------- progress
+def restore_target(job):
+    for action in job.actions:
+        if action.get("action") == "restore":
+            return action
+    return {}
+
+
+def run_state(request, job_id):
+    """What the progress page shows for restore job ``job_id``: a JSON-ready dict.
+
+    ``state`` is ``waiting`` (no run yet), ``running``, ``success``, ``fail``, ``aborted`` or
+    ``interrupted``; the run's live progress and, once it ended, its summary or error.
+    """
+    job = api_freezer.job_get(request, job_id)
+    runs, _more = api_freezer.job_run_list(request, job_id=job_id, limit=1, offset=0)
+    run = runs[0] if runs else None
+    state = {
+        "job_id": job.id,
+        "description": job.description,
+        "state": "waiting",
+        "progress": {},
+        "summary": {},
+        "error": "",
+        "log": [],
+    }
+    if run is None:
+        if utils.job_state(job) in ("stop", "completed", "aborted") and job.result == "fail":
+            state.update(state="fail", error=_("The job failed before a run was recorded."))
+        return state
+    progress = run.progress
+    state.update(state=run.status or "running", log=run.log[-20:])
+    state["progress"] = {
+        **progress,
+        "bytes_done_text": str(filesizeformat(progress.get("bytes_done") or 0)),
+        "bytes_total_text": str(filesizeformat(progress.get("bytes_total") or 0)),
+        "rate_text": (str(filesizeformat(progress["rate"])) + "/s" if progress.get("rate") else ""),
+        "eta_text": _seconds_text(progress.get("eta")),
+    }
+    if run.status not in ("running", ""):
+        summary = run.summary
+        for outcome in run.actions:
+            if outcome.get("error") and not state["error"]:
+                state["error"] = outcome["error"]
+            if not summary and outcome.get("summary"):
+                summary = outcome["summary"]
+        if run.status != "success" and not state["error"]:
+            state["error"] = run.reason or _("The restore did not complete.")
+        if summary:
+            state["summary"] = {
+                **summary,
+                "bytes_text": str(filesizeformat(summary.get("bytes") or 0)),
+                "duration_text": _seconds_text(summary.get("duration")),
+            }
+    return state
+
+
+def _seconds_text(value):
+    if value is None or value == "":
+        return ""
+    try:
+        seconds = max(0, int(round(float(value))))
+    except (TypeError, ValueError):
+        return ""
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class ProgressView(views.HorizonTemplateView):
+    template_name = "freezer_ui/project/freezer_restore/progress.html"
+    page_title = _("Restore progress")
+
+    def get(self, request, *args, **kwargs):
+        try:
+            self.job = api_freezer.job_get(request, kwargs["job_id"])
+        except api_exceptions.NotFound:
+            messages.error(request, _("No such restore job in this project."))
+            return redirect(INDEX_URL)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["job"] = self.job
+        action = restore_target(self.job)
+        context["restore"] = {
+            "backup_name": action.get("backup_name") or "-",
+            # The wizard names a generation; a job written by hand may give a date instead.
+            "generation": action.get("generation_id") or action.get("restore_from_date") or "-",
+            "target": action.get("restore_abs_path") or "-",
+            "paths": ", ".join(action.get("paths") or []),
+        }
+        try:
+            context["state"] = run_state(self.request, self.job.id)
+        except Exception:
+            exceptions.handle(self.request, _("Unable to retrieve the restore's progress."))
+            # Unknown for now: the page keeps asking (restore_wizard.js) and shows the answer.
+            context["state"] = {"state": "", "progress": {}, "summary": {}, "error": ""}
+        context["state_url"] = reverse(
+            "horizon:project:freezer_restore:progress_state", args=[self.job.id]
+        )
+        return context
+
+
+class ProgressStateView(generic.View):
+    def get(self, request, job_id):
+        try:
+            state = run_state(request, job_id)
+        except api_exceptions.NotFound:
+            return _json_error(_("No such restore job in this project."), 404)
+        except Exception as error:  # noqa: BLE001 - the page keeps polling and shows it
+            return _json_error(
+                _("Unable to retrieve the restore's progress: %(error)s") % {"error": error}, 503
+            )
+        return http.JsonResponse(_plain(state))
+
+
+def _plain(value):
+    """Lazy translation strings to str, for JsonResponse."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
