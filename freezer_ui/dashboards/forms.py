@@ -2,6 +2,7 @@
 
 import datetime
 
+from django import forms as django_forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from horizon import forms
@@ -37,23 +38,43 @@ ERROR_FIELDS = {
     "schedule_interval": "interval_number",
     "schedule_start_date": "start_date",
     "schedule_end_date": "end_date",
+    # The jobs wizard's per-engine, storage and retention fields.
+    "exclude": "exclude",
+    "one_file_system": "one_file_system",
+    "nova_inst_id": "nova_inst_id",
+    "cinderbrick_vol_id": "cinderbrick_vol_id",
+    "engine": "engine_name",
+    "mode": "engine_name",
+    "passphrase_ref": "passphrase_ref",
+    "keep_last": "keep_last",
+    "keep_daily": "keep_daily",
+    "keep_weekly": "keep_weekly",
+    "keep_monthly": "keep_monthly",
 }
+
+
+def api_error_targets(error):
+    """``(form field or None, message)`` for each entry of a ValidationError's errors."""
+    errors = getattr(error, "errors", None) or {}
+    if not errors:
+        return [(None, str(error))]
+    targets = []
+    for path, message in errors.items():
+        leaf = str(path).replace("]", "").replace("[", ".").split(".")[-1]
+        field = ERROR_FIELDS.get(leaf)
+        if field:
+            targets.append((field, message))
+        elif not path:
+            targets.append((None, message))
+        else:
+            targets.append((None, f"{path}: {message}"))
+    return targets
 
 
 def map_api_errors(form, error):
     """Put a ValidationError's ``{document path: message}`` onto the matching form fields."""
-    errors = getattr(error, "errors", None) or {}
-    if not errors:
-        form.add_error(None, str(error))
-    for path, message in errors.items():
-        leaf = str(path).replace("]", "").replace("[", ".").split(".")[-1]
-        field = ERROR_FIELDS.get(leaf)
-        if field in form.fields:
-            form.add_error(field, message)
-        elif not path:
-            form.add_error(None, message)
-        else:
-            form.add_error(None, f"{path}: {message}")
+    for field, message in api_error_targets(error):
+        form.add_error(field if field in form.fields else None, message)
 
 
 def to_api_date(value):
@@ -72,11 +93,12 @@ class DateTimeLocalInput(forms.DateTimeInput):
         super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
 
 
-class ScheduleForm(forms.SelfHandlingForm):
+class ScheduleFields(django_forms.Form):
     """The ``job_schedule`` / session ``schedule`` document as typed fields.
 
     ``schedule_interval`` is freezer-api's "<number> <unit>" or "continuous"; here it is a kind,
-    a number and a unit, so a malformed interval cannot be typed at all.
+    a number and a unit, so a malformed interval cannot be typed at all.  A plain form so that
+    both a self-handling form (sessions) and a workflow step (the jobs wizard) can mix it in.
     """
 
     schedule_kind = forms.ChoiceField(
@@ -141,13 +163,22 @@ class ScheduleForm(forms.SelfHandlingForm):
 
     def schedule(self, data):
         """The ``job_schedule`` document for the cleaned data (status is the API's business)."""
-        schedule = {}
-        if data["schedule_kind"] == "interval":
-            schedule["schedule_interval"] = f"{data['interval_number']} {data['interval_unit']}"
-        elif data["schedule_kind"] == "continuous":
-            schedule["schedule_interval"] = "continuous"
-        if data.get("start_date"):
-            schedule["schedule_start_date"] = to_api_date(data["start_date"])
-        if data.get("end_date"):
-            schedule["schedule_end_date"] = to_api_date(data["end_date"])
-        return schedule
+        return schedule_document(data)
+
+
+def schedule_document(data):
+    """The ``job_schedule``/``schedule`` document for :class:`ScheduleFields`' cleaned data."""
+    schedule = {}
+    if data["schedule_kind"] == "interval":
+        schedule["schedule_interval"] = f"{data['interval_number']} {data['interval_unit']}"
+    elif data["schedule_kind"] == "continuous":
+        schedule["schedule_interval"] = "continuous"
+    if data.get("start_date"):
+        schedule["schedule_start_date"] = to_api_date(data["start_date"])
+    if data.get("end_date"):
+        schedule["schedule_end_date"] = to_api_date(data["end_date"])
+    return schedule
+
+
+class ScheduleForm(ScheduleFields, forms.SelfHandlingForm):
+    """:class:`ScheduleFields` as a Horizon self-handling form (the sessions panel)."""

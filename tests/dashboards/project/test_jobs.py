@@ -13,6 +13,19 @@ CREATE_URL = reverse("horizon:project:freezer_jobs:create")
 PAYLOAD = '<script>alert("x")</script>'
 
 
+def step_errors(res):
+    """``{step slug: {field: [messages]}}`` of the wizard in a response (steps with errors)."""
+    return {
+        step.slug: {f: [str(m) for m in msgs] for f, msgs in step.action.errors.items()}
+        for step in res.context["workflow"].steps
+        if step.action.errors
+    }
+
+
+def all_errors(res):
+    return {f: m for errors in step_errors(res).values() for f, m in errors.items()}
+
+
 def form_data(**overrides):
     data = {
         "description": "Nightly /etc",
@@ -22,6 +35,12 @@ def form_data(**overrides):
         "backup_name": "etc",
         "storage": "local",
         "container": "/srv/backups",
+        "passphrase_ref": "",
+        "exclude": "",
+        "keep_last": "",
+        "keep_daily": "",
+        "keep_weekly": "",
+        "keep_monthly": "",
         "remove_older_than": "",
         "schedule_kind": "interval",
         "interval_number": "6",
@@ -216,23 +235,30 @@ class JobCreateTests(helpers.TestCase):
         )
 
     @create_mocks({api_freezer: ["client_list", "job_create"]})
-    def test_form_offers_typed_choices(self):
+    def test_wizard_offers_typed_choices(self):
         self.mock_client_list.return_value = ([helpers.client()], False)
         res = self.client.get(CREATE_URL)
         self.assertEqual(res.status_code, 200)
-        form = res.context["form"]
+        workflow = res.context["workflow"]
         self.assertEqual(
-            [c[0] for c in form.fields["engine_name"].choices], ["tar", "rsync", "rsyncv2"]
+            [s.slug for s in workflow.steps],
+            ["client", "engine", "storage", "schedule", "retention"],
         )
-        self.assertIn("swift", [c[0] for c in form.fields["storage"].choices])
+        fields = {name: f for s in workflow.steps for name, f in s.action.fields.items()}
+        # The only client lists tar and rsync: nothing else is offered.
+        self.assertEqual([c[0] for c in fields["engine_name"].choices], ["tar", "rsync"])
+        self.assertIn("swift", [c[0] for c in fields["storage"].choices])
         self.assertEqual(
-            [c[0] for c in form.fields["interval_unit"].choices],
+            [c[0] for c in fields["interval_unit"].choices],
             ["minutes", "hours", "days", "weeks"],
         )
-        self.assertEqual([c[0] for c in form.fields["client_id"].choices], ["", "host-1"])
-        for field_id in ("id_description", "id_interval_number", "id_start_date", "id_end_date"):
+        self.assertEqual([c[0] for c in fields["client_id"].choices], ["", "host-1"])
+        for field_id in ("id_description", "id_interval_number", "id_start_date", "id_keep_last"):
             self.assertContains(res, f'id="{field_id}"')
         self.assertContains(res, 'type="datetime-local"')
+        # The browser-side picker gets each client's engines; the JS that uses them is loaded.
+        self.assertContains(res, 'data-engines="{&quot;host-1&quot;: [&quot;tar&quot;')
+        self.assertContains(res, "freezer_ui/js/jobs.js")
         self.mock_job_create.assert_not_called()
 
     @create_mocks({api_freezer: ["client_list", "job_create"]})
@@ -257,13 +283,13 @@ class JobCreateTests(helpers.TestCase):
             }
         )
         res = self.client.post(CREATE_URL, form_data(path_to_backup="/forbidden"))
-        self.assertEqual(res.status_code, 200)  # the form again, nothing saved
-        form = res.context["form"]
+        self.assertEqual(res.status_code, 200)  # the wizard again, nothing saved
+        errors = step_errors(res)
         self.assertEqual(
-            form.errors["interval_number"], ["must be 'continuous' or a number and a unit"]
+            errors["schedule"]["interval_number"], ["must be 'continuous' or a number and a unit"]
         )
-        self.assertEqual(form.errors["path_to_backup"], ["is outside the allowed roots"])
-        self.assertIn("the document is not valid", form.non_field_errors())
+        self.assertEqual(errors["engine"]["path_to_backup"], ["is outside the allowed roots"])
+        self.assertIn("the document is not valid", errors["client"]["__all__"])
         self.mock_job_create.assert_called_once()
 
     @create_mocks({api_freezer: ["client_list", "job_create"]})
@@ -286,7 +312,7 @@ class JobCreateTests(helpers.TestCase):
         for field, overrides in cases.items():
             res = self.client.post(CREATE_URL, form_data(**overrides))
             self.assertEqual(res.status_code, 200, field)
-            self.assertIn(field.strip(), res.context["form"].errors, field)
+            self.assertIn(field.strip(), all_errors(res), field)
         self.mock_job_create.assert_not_called()
 
     @create_mocks({api_freezer: ["client_list", "job_create"]})
@@ -295,7 +321,7 @@ class JobCreateTests(helpers.TestCase):
         res = self.client.get(CREATE_URL)
         self.assertContains(res, "No agent has registered in this project yet")
         res = self.client.post(CREATE_URL, form_data())
-        self.assertIn("client_id", res.context["form"].errors)
+        self.assertIn("client_id", all_errors(res))
         self.mock_job_create.assert_not_called()
 
     @create_mocks({api_freezer: ["client_list", "job_create"]})
@@ -325,7 +351,7 @@ class JobCreateTests(helpers.TestCase):
         self.mock_client_list.return_value = ([helpers.client()], False)
         self.mock_job_create.side_effect = api_exceptions.Unavailable("freezer-api is down")
         res = self.client.post(CREATE_URL, form_data())
-        self.assertEqual(res.status_code, 200)
+        self.assertEqual(res.status_code, 200)  # the wizard again, with what was typed
         self.assertIn("Nightly /etc", res.content.decode())
         self.assertTrue(any("Unable to create the job" in str(m) for m in res.context["messages"]))
 
@@ -351,12 +377,13 @@ class JobUpdateAndDetailTests(helpers.TestCase):
         self.mock_job_get.return_value = self.job_with_extra_action()
         res = self.client.get(reverse("horizon:project:freezer_jobs:update", args=["job-1"]))
         self.assertEqual(res.status_code, 200)
-        initial = res.context["form"].initial
+        initial = res.context["workflow"].context
         self.assertEqual(initial["schedule_kind"], "interval")
         self.assertEqual(initial["interval_number"], 6)
         self.assertEqual(initial["interval_unit"], "hours")
         self.assertEqual(initial["path_to_backup"], "/etc")
         self.assertEqual(initial["end_date"], datetime.datetime(2031, 1, 1, tzinfo=datetime.UTC))
+        self.assertEqual(initial["exclude"], "*.tmp")
 
     @create_mocks({api_freezer: ["client_list", "job_get", "job_update"]})
     def test_update_keeps_what_the_form_does_not_show(self):
@@ -364,7 +391,8 @@ class JobUpdateAndDetailTests(helpers.TestCase):
         self.mock_job_get.return_value = self.job_with_extra_action()
         url = reverse("horizon:project:freezer_jobs:update", args=["job-1"])
         res = self.client.post(
-            url, form_data(job_id="job-2", schedule_kind="once", path_to_backup="/srv")
+            url,
+            form_data(job_id="job-2", schedule_kind="once", path_to_backup="/srv", exclude="*.tmp"),
         )
         self.assertNoFormErrors(res)
         self.assertRedirectsNoFollow(res, INDEX_URL)

@@ -1,8 +1,11 @@
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 from horizon import tables
 
+from freezer_ui.api import exceptions as api_exceptions
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.dashboards import utils
 
@@ -32,6 +35,14 @@ class UpdateJob(tables.LinkAction):
 
     def allowed(self, request, job=None):
         return job is None or job.status != "running"
+
+
+class CloneJob(tables.LinkAction):
+    name = "clone"
+    verbose_name = _("Clone Job")
+    url = "horizon:project:freezer_jobs:clone"
+    classes = ("ajax-modal",)
+    icon = "copy"
 
 
 class StartJob(tables.BatchAction):
@@ -121,12 +132,115 @@ class JobFilter(tables.FilterAction):
     filter_choices = (("search", _("Text ="), True),)
 
 
+# Job states in which a run may be in progress, so progress is worth asking for.
+BUSY_STATES = ("running", "aborting")
+
+
+def _running_run_progress(request, job_id):
+    """The progress of the job's running run, None if none runs; raises if runs are unknown."""
+    runs, _more = api_freezer.job_run_list(request, job_id=job_id, limit=1, offset=0)
+    if runs and runs[0].status == "running":
+        return dict(runs[0].progress)
+    return None
+
+
+def _creating_record_progress(request, job_id):
+    """The progress the agent publishes on the backup record it is creating, or None.
+
+    The fallback where there is no run history (freezer-api in remote mode has no such kind):
+    the agent writes ``backup_metadata.progress`` on its ``creating`` record in both modes.
+    """
+    records, _more = api_freezer.backup_list(
+        request, limit=10, offset=0, search={"match": [{"job_id": job_id}]}
+    )
+    for record in records:
+        progress = (record.to_dict().get("backup_metadata") or {}).get("progress")
+        if record.status == "creating" and progress:
+            progress = dict(progress)
+            done, total = progress.get("bytes_done"), progress.get("bytes_total")
+            if progress.get("percent") is None and total:
+                progress["percent"] = 100.0 * (done or 0) / total
+            return progress
+    return None
+
+
+def job_progress(request, job):
+    """Live progress of a busy job (percent, rate, ETA ...), or None.
+
+    Never fails the page: progress is an extra on a row, and a row that cannot show it still
+    shows the job.
+    """
+    if utils.job_state(job) not in BUSY_STATES:
+        return None
+    try:
+        progress = _running_run_progress(request, job.id)
+    except api_exceptions.FreezerAPIError:
+        progress = None
+    if progress is None:
+        try:
+            progress = _creating_record_progress(request, job.id)
+        except api_exceptions.FreezerAPIError:
+            progress = None
+    return progress
+
+
+def attach_progress(request, jobs):
+    for job in jobs:
+        job.live_progress = job_progress(request, job)
+    return jobs
+
+
+def eta_display(seconds):
+    """Seconds as ``H:MM:SS`` (``M:SS`` under an hour)."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_text(progress):
+    """One line for people: "42% · 12.0 MB/s · ETA 1:05" (the parts that are known)."""
+    parts = []
+    percent = progress.get("percent")
+    if percent is not None:
+        parts.append(f"{min(100.0, max(0.0, float(percent))):.0f}%")
+    elif progress.get("bytes_done") is not None:
+        parts.append(str(filesizeformat(progress["bytes_done"])))
+    if progress.get("rate"):
+        parts.append(_("%(rate)s/s") % {"rate": filesizeformat(progress["rate"])})
+    if progress.get("eta") is not None:
+        parts.append(_("ETA %(eta)s") % {"eta": eta_display(progress["eta"])})
+    if progress.get("phase"):
+        parts.append(str(progress["phase"]))
+    return " · ".join(str(p) for p in parts)
+
+
+def progress_display(job):
+    progress = getattr(job, "live_progress", None)
+    if not progress:
+        return None
+    percent = progress.get("percent")
+    width = 0 if percent is None else min(100, max(0, int(float(percent))))
+    # format_html escapes every value (the phase text comes from the agent).
+    return format_html(
+        '<div class="progress freezer-progress" style="margin-bottom:0">'
+        '<div class="progress-bar" role="progressbar" aria-valuenow="{}" aria-valuemin="0" '
+        'aria-valuemax="100" style="width: {}%"></div></div><small>{}</small>',
+        width,
+        width,
+        progress_text(progress),
+    )
+
+
 class UpdateRow(tables.Row):
-    # Rows of jobs that are starting, running or stopping refresh themselves until they settle.
+    # Rows of jobs that are starting, running or stopping refresh themselves (Horizon polls
+    # ``?action=row_update``) until the status column reaches a settled state.
     ajax = True
 
     def get_data(self, request, job_id):
-        return api_freezer.job_get(request, job_id)
+        job = api_freezer.job_get(request, job_id)
+        job.live_progress = job_progress(request, job)
+        return job
 
 
 def _detail_url(job):
@@ -162,6 +276,7 @@ class JobsTable(utils.PagedDataTable):
         ),
         display_choices=STATUS_DISPLAY,
     )
+    progress = tables.Column(progress_display, verbose_name=_("Progress"), empty_value="-")
     result = tables.Column(
         "result", verbose_name=_("Last result"), display_choices=RESULT_DISPLAY, empty_value="-"
     )
@@ -172,4 +287,4 @@ class JobsTable(utils.PagedDataTable):
         status_columns = ("status",)
         row_class = UpdateRow
         table_actions = (JobFilter, CreateJob, DeleteJob)
-        row_actions = (StartJob, StopJob, AbortJob, UpdateJob, DeleteJob)
+        row_actions = (StartJob, StopJob, AbortJob, UpdateJob, CloneJob, DeleteJob)
