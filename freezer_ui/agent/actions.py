@@ -166,11 +166,10 @@ def backup(ctx: ActionContext) -> dict[str, Any]:
     record_id = _create_record(ctx, base)
 
     def publish(snapshot: Any) -> None:
-        # Live progress for the dashboard: on the backup record being created (freezer-api
-        # keeps backup_metadata as free JSON) and in the local state for embedded mode.
+        # Live progress on the backup record being created too (freezer-api keeps
+        # backup_metadata as free JSON): in remote mode it is the only place the dashboard
+        # sees it.  The run record gets it from the run's own publisher.
         progress = snapshot.to_dict()
-        ctx.current["progress"] = progress
-        ctx.agent.state.set_current(ctx.job["job_id"], ctx.current)
         if record_id:
             try:
                 store.update_backup(record_id, {"backup_metadata": {"progress": progress}})
@@ -316,6 +315,7 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
     engine_name = str(a.get("engine_name") or gen.engine or "tar")
     engine = get_engine(engine_name)()
     ctx.log(f"restore generation {gen.id} ({gen.backup_name}) into {target}")
+    began = time.monotonic()
     result = engine.restore(
         repo,
         gen.id,
@@ -323,13 +323,24 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
         overwrite=_overwrite(a.get("overwrite")),  # type: ignore[arg-type]
         progress=_RunProgress(ctx.control),
     )
-    ctx.log(f"restored {result.files} items, {result.bytes_written} bytes")
+    duration = round(result.duration or time.monotonic() - began, 3)
+    ctx.log(
+        f"restored {result.files} items, {result.bytes_written} bytes in {duration} s; "
+        "every chunk checked against its hash"
+    )
     return {
         "generation_id": gen.id,
+        "target": target,
         "files": result.files,
         "bytes": result.bytes_written,
+        "duration": duration,
+        # Engines read chunks through Repository.read_chunk, which checks each one against
+        # its id (hash) and raises CorruptData otherwise: a restore that ends has verified
+        # every chunk it wrote.
+        "verified": True,
         "skipped": len(result.skipped),
         "rejected": len(result.rejected),
+        "warnings": result.warnings[:20],
     }
 
 

@@ -122,7 +122,14 @@ class RunControl:
         self.cancelled = threading.Event()
         self.stop_requested = False
         self._last = float("-inf")
+        # What the run is doing now (the action's name): the progress' ``phase``.
+        self.phase = ""
+        # Every action kind's progress goes to the run record; a backup also hooks its own
+        # record in here (on_snapshot).
         self.on_snapshot: Callable[[ProgressSnapshot], None] | None = None
+        self.publish: Callable[[RunControl, ProgressSnapshot | None], None] | None = None
+        # The progress of the action working now (or last): the run's final figures.
+        self.last_progress: Progress | None = None
 
     def poll_events(self) -> None:
         try:
@@ -138,16 +145,30 @@ class RunControl:
             self.stop_requested = True
 
     def tick(self, progress: Progress | None = None, force: bool = False) -> None:
-        if progress is not None and self.hook is not None:
-            self.hook(progress.snapshot())
+        if progress is not None:
+            self.last_progress = progress
+            if self.hook is not None:
+                self.hook(progress.snapshot())
         now = time.monotonic()
         if force or now - self._last >= self.interval:
             self._last = now
-            if progress is not None and self.on_snapshot is not None:
-                self.on_snapshot(progress.snapshot())
+            if progress is not None:
+                snapshot = progress.snapshot()
+                if self.publish is not None:
+                    self.publish(self, snapshot)
+                if self.on_snapshot is not None:
+                    self.on_snapshot(snapshot)
             self.poll_events()
         if self.cancelled.is_set():
             raise Cancelled("aborted by an abort event")
+
+    def begin(self, phase: str) -> None:
+        """An action starts: the progress' phase changes (published within the interval)."""
+        self.phase = phase
+        now = time.monotonic()
+        if self.publish is not None and now - self._last >= self.interval:
+            self._last = now
+            self.publish(self, None)
 
     def sleep(self, seconds: float) -> None:
         """Wait between retries, still answering an abort."""
@@ -183,13 +204,53 @@ class ActionOutcome:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        # The run record's per-action shape (resources.JobRun.actions).
         return {
-            "action": self.action,
+            "name": self.action,
             "result": self.result,
             "attempts": self.attempts,
             "error": self.error,
-            **self.details,
+            "summary": dict(self.details),
         }
+
+
+def run_progress(snapshot: ProgressSnapshot | None, phase: str) -> dict[str, Any]:
+    """The run record's ``progress``: the engine's snapshot plus ``percent`` and ``phase``."""
+    if snapshot is None:
+        return {
+            "bytes_done": 0,
+            "bytes_total": None,
+            "files_done": 0,
+            "files_total": None,
+            "rate": 0.0,
+            "eta": None,
+            "percent": None,
+            "phase": phase,
+        }
+    fraction = snapshot.fraction
+    if fraction is None and snapshot.files_total:
+        fraction = min(1.0, snapshot.files_done / snapshot.files_total)
+    return {
+        "bytes_done": snapshot.bytes_done,
+        "bytes_total": snapshot.bytes_total,
+        "files_done": snapshot.files_done,
+        "files_total": snapshot.files_total,
+        "rate": round(snapshot.rate, 1),
+        "eta": None if snapshot.eta is None else round(snapshot.eta, 1),
+        "percent": None if fraction is None else round(100 * fraction, 1),
+        "phase": phase,
+    }
+
+
+def run_summary(outcomes: list[ActionOutcome]) -> dict[str, Any]:
+    """The run's summary: its (last) restore's when it restored something, else the last
+    successful action's."""
+    for wanted in ("restore", None):
+        for outcome in reversed(outcomes):
+            if outcome.details and (wanted is None or outcome.action == wanted):
+                if wanted or outcome.result == "success":
+                    return {"action": outcome.action, **outcome.details}
+    return {}
 
 
 def in_progress(schedule: Mapping[str, Any]) -> bool:
@@ -231,6 +292,9 @@ class Agent:
         self.state = LocalState(config.state_dir, config.history_size)
         self.key_dir = config.key_dir or self.state.key_dir
         self.store = AgentStore(client, self.state.spool_dir)
+        # Run history goes to the API's job_runs where it has them (embedded); freezer-api
+        # has none, so in remote mode it stays in the local state dir (docs/agent.md).
+        self.runs_in_api = client.transport.supports("job_runs")
         # Test seam: called with every progress snapshot on the engine's thread.
         self.progress_hook = progress_hook
         self.stopping = threading.Event()
@@ -287,16 +351,31 @@ class Agent:
             local = self.state.current(job_id) or {}
             reason = f"interrupted: the agent running it (pid {pid}) stopped before it ended"
             now = int(time.time())
-            run = {
-                "run_id": local.get("run_id") or uuid.uuid4().hex,
-                "started": schedule.get("time_started"),
-                "ended": now,
-                "result": "fail",
-                "reason": reason,
-                "actions": local.get("actions", []),
-                "log": [*local.get("log", []), reason],
-            }
-            self.state.add_run(job_id, run)
+            started = schedule.get("time_started")
+            started = started if isinstance(started, int) and started > 0 else None
+            run_id = local.get("run_id")
+            if not run_id and self.runs_in_api:
+                # The dead agent kept its state elsewhere (another state dir or host): its
+                # run record, still ``running``, is the one to close.
+                try:
+                    open_runs = self.store.running_runs(job_id, self.client_id)
+                except FreezerAPIError:
+                    open_runs = []
+                run_id = open_runs[0]["run_id"] if open_runs else None
+            self._record_run(
+                {
+                    "run_id": run_id or uuid.uuid4().hex,
+                    "job_id": job_id,
+                    "client_id": self.client_id,
+                    "status": "interrupted",
+                    "started": started,
+                    "ended": now,
+                    "duration": None if started is None else now - started,
+                    "reason": reason,
+                    "actions": local.get("actions", []),
+                    "log": [*local.get("log", []), reason][-LOG_LINES:],
+                }
+            )
             aborting = schedule.get("status") == "aborting" or schedule.get("event") == "abort"
             self.store.report(
                 {
@@ -430,17 +509,19 @@ class Agent:
         log = RunLog(job["job_id"])
         log(f"refused: {reason}", logging.ERROR)
         now = int(time.time())
-        self.state.add_run(
-            job["job_id"],
+        self._record_run(
             {
                 "run_id": uuid.uuid4().hex,
+                "job_id": job["job_id"],
+                "client_id": self.client_id,
+                "status": "fail",
                 "started": now,
                 "ended": now,
-                "result": "fail",
+                "duration": 0,
                 "reason": reason,
                 "actions": [],
                 "log": log.lines,
-            },
+            }
         )
         self.store.cas_schedule(
             job["job_id"],
@@ -448,6 +529,34 @@ class Agent:
             lambda s: s.update(status="stop", result="fail", time_ended=now),
         )
         return False
+
+    # ----------------------------------------------------------------- run records
+    def _open_run(self, job_id: str, run_id: str, started: int) -> None:
+        """The run's record, ``running``, as soon as the job is claimed."""
+        if not self.runs_in_api:
+            return
+        try:
+            self.store.create_run(
+                {
+                    "run_id": run_id,
+                    "job_id": job_id,
+                    "client_id": self.client_id,
+                    "status": "running",
+                    "started": started,
+                    "progress": run_progress(None, "starting"),
+                }
+            )
+        except FreezerAPIError as e:
+            # The final report creates it if this one never arrived (upsert by run_id).
+            LOG.warning("job %s: run %s not recorded yet: %s", job_id, run_id, e)
+
+    def _record_run(self, run: dict[str, Any]) -> None:
+        """A run's final record: into the API's job_runs (spooled while the API is down), or
+        the local history where the API has none."""
+        if self.runs_in_api:
+            self.store.report({"op": "run", "run": run})
+        else:
+            self.state.add_run(run["job_id"], run)
 
     # ----------------------------------------------------------------- one run
     def _claim_and_run(self, job: dict[str, Any], now: datetime) -> bool:
@@ -491,6 +600,19 @@ class Agent:
             "actions": [],
         }
         self.state.set_current(job_id, current)
+        self._open_run(job_id, run_id, started)
+
+        def publish(ctl: RunControl, snapshot: ProgressSnapshot | None) -> None:
+            progress = run_progress(snapshot, ctl.phase)
+            current["progress"] = progress
+            self.state.set_current(job_id, current)
+            if self.runs_in_api:
+                try:
+                    self.store.update_run(run_id, {"progress": progress})
+                except FreezerAPIError:
+                    pass  # progress is best effort; the final record is spooled if need be
+
+        control.publish = publish
         log(f"run {run_id} started on {self.hostname} (client {self.client_id})")
         outcomes: list[ActionOutcome] = []
         result = "success"
@@ -506,6 +628,7 @@ class Agent:
             if control.cancelled.is_set():
                 outcomes.append(ActionOutcome(name, "skipped"))
                 continue
+            control.begin(name)
             outcome = self._run_action(job, entry, index, control, log, current, started)
             outcomes.append(outcome)
             current["actions"] = [o.to_dict() for o in outcomes]
@@ -527,17 +650,23 @@ class Agent:
         else:
             status = self._status_after(schedule)
         log(f"run {run_id} ended: {result}")
-        self.state.add_run(
-            job_id,
+        last = control.last_progress
+        final = run_progress(last.snapshot() if last is not None else None, "done")
+        self._record_run(
             {
                 "run_id": run_id,
+                "job_id": job_id,
+                "client_id": self.client_id,
+                "status": result,  # success | fail | aborted
                 "started": started,
                 "ended": ended,
-                "result": result,
+                "duration": ended - started,
+                "progress": final,
                 "reason": next((o.error for o in outcomes if o.error), ""),
                 "actions": [o.to_dict() for o in outcomes],
+                "summary": run_summary(outcomes),
                 "log": log.lines,
-            },
+            }
         )
         delivered = self.store.report(
             {

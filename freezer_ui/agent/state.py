@@ -2,13 +2,14 @@
 
 Layout under ``state_dir`` (docs/agent.md)::
 
-    runs/<job_id>.json      the job's last N runs, newest last, each with its log
+    runs/<job_id>.json      remote mode only: the job's last N runs, newest last, with logs
     current/<job_id>.json   the run in progress (run id, pid, backup record, live progress)
     spool/                  reports waiting for the API (store.Spool)
     keys/                   passphrase files named by ``passphrase_ref``
 
-freezer-api's job document has no room for a run history (its schema refuses unknown keys in
-the job and in ``job_schedule``), so the history lives here and the job document carries what
+In embedded mode the run history is the API's ``job_runs`` kind.  freezer-api has no such kind
+and its job document has no room for one (its schema refuses unknown keys in the job and in
+``job_schedule``), so in remote mode the history lives here and the job document carries what
 freezer-api defines (status, result, start/end times, ``current_pid``).
 """
 

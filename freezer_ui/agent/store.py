@@ -173,6 +173,35 @@ class AgentStore:
         assert new is not None
         return new
 
+    def create_run(self, run: dict[str, Any]) -> str:
+        return self.client.job_runs.create(run)
+
+    def update_run(self, run_id: str, patch: dict[str, Any]) -> None:
+        self.client.job_runs.update(run_id, patch)
+
+    def running_runs(self, job_id: str, client_id: str) -> list[dict[str, Any]]:
+        """The job's run records still ``running`` for ``client_id`` (newest first)."""
+        page = self.client.job_runs.list(
+            limit=20,
+            search={"match": [{"job_id": job_id}, {"client_id": client_id}, {"status": "running"}]},
+        )
+        return [
+            r
+            for r in page
+            if r.get("job_id") == job_id
+            and r.get("client_id") == client_id
+            and r.get("status") == "running"
+        ]
+
+    def upsert_run(self, run: dict[str, Any]) -> None:
+        """The final state of a run: an update of the record made at the claim, or a create
+        when that one never arrived (the API was down) — the agent chose the run_id."""
+        patch = {k: v for k, v in run.items() if k not in ("run_id", "job_id", "client_id")}
+        try:
+            self.update_run(run["run_id"], patch)
+        except NotFound:
+            self.create_run(run)
+
     def create_backup(self, metadata: dict[str, Any]) -> str:
         return self.client.backups.create(metadata)
 
@@ -226,6 +255,8 @@ class AgentStore:
                 )
             else:
                 self.create_backup({**op["metadata"], "status": op["status"]})
+        elif kind == "run":
+            self.upsert_run(op["run"])
         elif kind == "delete_backup":
             try:
                 self.client.backups.delete(op["backup_id"])

@@ -110,8 +110,33 @@ class BackupManager(_Manager):
     kind: Kind = "backups"
 
 
+class JobRunManager(_Manager):
+    """The agent's run history (ours; the remote transport has none: see ``supports``)."""
+
+    kind: Kind = "job_runs"
+
+    def list(
+        self,
+        limit: int = 20,
+        offset: int = 0,
+        search: Search = None,
+        all_projects: bool = False,
+        job_id: str | None = None,
+    ) -> Page:
+        """Runs newest first; only ``job_id``'s when given."""
+        if job_id is not None:
+            if search is not None:
+                raise ValueError("give job_id or search, not both")
+            search = {"match": [{"job_id": job_id}]}
+        return super().list(limit=limit, offset=offset, search=search, all_projects=all_projects)
+
+    @property
+    def available(self) -> bool:
+        return self._transport.supports(self.kind)
+
+
 class FreezerClient:
-    """Jobs, actions, sessions, clients and backups of one project, for one user."""
+    """Jobs, actions, sessions, clients, backups and job runs of one project, for one user."""
 
     def __init__(
         self,
@@ -130,6 +155,7 @@ class FreezerClient:
         self.sessions = SessionManager(self)
         self.clients = ClientManager(self)
         self.backups = BackupManager(self)
+        self.job_runs = JobRunManager(self)
 
     def close(self) -> None:
         self.transport.close()

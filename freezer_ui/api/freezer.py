@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from freezer_ui import conf
 from freezer_ui.api.client import FreezerClient
 from freezer_ui.api.exceptions import Unavailable, ValidationError
-from freezer_ui.api.resources import Action, Backup, Client, Job, Session
+from freezer_ui.api.resources import Action, Backup, Client, Job, JobRun, Session
 from freezer_ui.api.transports.base import BaseTransport, Search
 
 
@@ -235,3 +235,22 @@ def backup_get(request, backup_id) -> Backup:
 
 def backup_delete(request, backup_id) -> None:
     freezerclient(request).backups.delete(backup_id)
+
+
+# ---------------------------------------------------------------- job runs
+def job_run_list(
+    request, job_id=None, *, limit=20, offset=0, all_projects=False
+) -> tuple[list[JobRun], bool]:
+    """Runs newest first (only ``job_id``'s when given), and whether more exist.
+
+    Raises ``Unavailable`` in remote mode: freezer-api 19.0.0 stores no run history
+    (docs/agent.md says where the agent keeps it then).
+    """
+    page = freezerclient(request).job_runs.list(
+        limit=limit, offset=offset, all_projects=all_projects, job_id=job_id
+    )
+    return [JobRun(doc) for doc in page], page.has_more
+
+
+def job_run_get(request, run_id) -> JobRun:
+    return JobRun(freezerclient(request).job_runs.get(run_id))

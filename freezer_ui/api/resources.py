@@ -292,3 +292,79 @@ class Backup(Resource):
     @property
     def generation_id(self) -> str:
         return self._meta.get("generation_id") or ""
+
+
+class JobRun(Resource):
+    """One run of a job by an agent (embedded ``job_runs``): status, times, live progress,
+    per-action outcomes, the log tail and, for a restore, what was restored."""
+
+    id_key = "run_id"
+    PROGRESS_KEYS: ClassVar[tuple[str, ...]] = (
+        "bytes_done",
+        "bytes_total",
+        "files_done",
+        "files_total",
+        "rate",
+        "eta",
+        "percent",
+        "phase",
+    )
+
+    @property
+    def job_id(self) -> str:
+        return self._doc.get("job_id") or ""
+
+    @property
+    def client_id(self) -> str:
+        return self._doc.get("client_id") or ""
+
+    @property
+    def status(self) -> str:
+        """``running``, ``success``, ``fail``, ``aborted`` or ``interrupted``."""
+        return self._doc.get("status") or ""
+
+    @property
+    def started(self) -> int | None:
+        return self._doc.get("started")
+
+    @property
+    def ended(self) -> int | None:
+        return self._doc.get("ended")
+
+    @property
+    def duration(self) -> float | None:
+        if self._doc.get("duration") is not None:
+            return self._doc["duration"]
+        started, ended = self.started, self.ended
+        return ended - started if started is not None and ended is not None else None
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        """Every key of :attr:`PROGRESS_KEYS`, None where unknown."""
+        stored = self._doc.get("progress") or {}
+        return {key: copy.deepcopy(stored.get(key)) for key in self.PROGRESS_KEYS}
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        """Per action: ``name``, ``result``, ``summary`` (dict), and ``error`` if any."""
+        return [
+            {"name": "", "result": "", "summary": {}, **copy.deepcopy(entry)}
+            for entry in self._doc.get("actions") or []
+        ]
+
+    @property
+    def log(self) -> list[str]:
+        return list(self._doc.get("log") or [])
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """For a restore: ``files``, ``bytes``, ``duration``, ``verified``, ``target``."""
+        return copy.deepcopy(self._doc.get("summary") or {})
+
+    @property
+    def reason(self) -> str:
+        return self._doc.get("reason") or ""
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"

@@ -254,6 +254,66 @@ BACKUP_PATCH = {
     "properties": {"backup_metadata": {"type": "object"}, "status": _enum(BACKUP_STATUSES)},
 }
 
+# Run history (embedded kind ``job_runs``; freezer-api 19.0.0 has no such kind, so these rules
+# are ours).  A run belongs to a job of the same project; the agent creates it when it claims the
+# job, updates its progress while it works and finalises it.
+JOB_RUN_STATUSES = ("running", "success", "fail", "aborted", "interrupted")
+_EPOCH = {"type": ["integer", "null"]}
+_NUMBER = {"type": ["number", "null"]}
+JOB_RUN_PROGRESS = {
+    "type": "object",
+    "properties": {
+        "bytes_done": _NUMBER,
+        "bytes_total": _NUMBER,
+        "files_done": _NUMBER,
+        "files_total": _NUMBER,
+        "rate": _NUMBER,
+        "eta": _NUMBER,
+        "percent": _NUMBER,
+        "phase": {"type": "string"},
+    },
+}
+_JOB_RUN_FIELDS: dict[str, Any] = {
+    "status": _enum(JOB_RUN_STATUSES),
+    "started": _EPOCH,
+    "ended": _EPOCH,
+    "duration": _NUMBER,
+    "progress": JOB_RUN_PROGRESS,
+    "actions": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "result": {"type": "string"},
+                "summary": {"type": "object"},
+            },
+            "required": ["name", "result"],
+        },
+    },
+    "log": {"type": "array", "items": {"type": "string"}},
+    "summary": {"type": "object"},
+    "reason": {"type": "string"},
+}
+JOB_RUN = {
+    "type": "object",
+    "properties": {
+        "run_id": _string(ID_PATTERN),
+        "job_id": {**_string(ID_PATTERN), "minLength": 1},
+        "client_id": {"type": "string"},
+        "project_id": _string(ID_PATTERN),
+        "user_id": {"type": "string"},
+        **_JOB_RUN_FIELDS,
+    },
+    "required": ["run_id", "job_id", "status"],
+    "additionalProperties": False,
+}
+JOB_RUN_PATCH = {
+    "type": "object",
+    "properties": _JOB_RUN_FIELDS,
+    "additionalProperties": False,
+}
+
 # freezer-api validates backups with draft 7 (it needs if/then) and the rest with draft 4; the
 # drafts differ on whether 1.0 is an integer, so the same drafts give the same verdicts.
 _VALIDATORS = {
@@ -266,6 +326,8 @@ _VALIDATORS = {
     "client": jsonschema.Draft4Validator(CLIENT),
     "backup": jsonschema.Draft7Validator(BACKUP),
     "backup_patch": jsonschema.Draft4Validator(BACKUP_PATCH),
+    "job_run": jsonschema.Draft4Validator(JOB_RUN),
+    "job_run_patch": jsonschema.Draft4Validator(JOB_RUN_PATCH),
 }
 
 
@@ -476,6 +538,25 @@ def backup_patch(patch: Any) -> dict[str, Any]:
     for key in ("user_id", "backup_id", "project_id"):
         patch.pop(key, None)
     check("backup_patch", patch)
+    return patch
+
+
+def new_job_run(doc: Any, *, project_id: str, user_id: str) -> dict[str, Any]:
+    """A run record: owner set, ID kept if given (the agent picks it, so a spooled final
+    report can create the run if the first write never arrived), status ``running`` by default."""
+    run = _object(doc)
+    run.update(user_id=user_id, project_id=project_id, run_id=run.get("run_id") or uuid.uuid4().hex)
+    run.setdefault("status", "running")
+    check("job_run", run)
+    return run
+
+
+def job_run_patch(patch: Any) -> dict[str, Any]:
+    """A run patch: which job, client and owner a run belongs to never changes."""
+    patch = _object(patch)
+    for key in ("user_id", "project_id", "run_id"):
+        patch.pop(key, None)
+    check("job_run_patch", patch)
     return patch
 
 

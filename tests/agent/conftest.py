@@ -113,6 +113,11 @@ def backup_job(source, repo, *, name="data", schedule=None, **action):
     }
 
 
+def runs_of(api, job_id):
+    """The job's run records (newest first), as the dashboard reads them."""
+    return list(api.job_runs.list(limit=100, job_id=job_id))
+
+
 def schedule_of(api, job_id):
     return api.jobs.get(job_id)["job_schedule"]
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from django.db import connections
 
-from freezer_ui.agent.state import read_progress, read_runs
+from freezer_ui.agent.state import read_progress
 from freezer_ui.agent.status import job_progress
 from freezer_ui.api.client import FreezerClient
 from freezer_ui.api.exceptions import Unavailable
@@ -25,6 +25,7 @@ from tests.agent.conftest import (
     backup_job,
     backups_of,
     make_tree,
+    runs_of,
     schedule_of,
 )
 
@@ -77,8 +78,8 @@ def test_two_agents_never_run_one_job_twice(api, make_agent, tmp_path):
         assert schedule_of(api, job_id)["result"] == "success"
         assert len(backups_of(api, job_id)) == 1
         assert len(open_repo(tmp_path / f"repo{i}").generations()) == 1
-        histories = [read_runs(a.state.root, job_id) for a in agents]
-        assert sum(len(h) for h in histories) == 1
+        (run,) = runs_of(api, job_id)  # one run record, by the agent that won the claim
+        assert run["status"] == "success"
 
 
 def test_killed_agent_run_is_marked_interrupted_and_the_next_run_succeeds(
@@ -134,8 +135,8 @@ def test_killed_agent_run_is_marked_interrupted_and_the_next_run_succeeds(
     assert agent.recover() == [job_id]
     schedule = schedule_of(api, job_id)
     assert schedule["result"] == "fail" and schedule["status"] == "scheduled"
-    (run,) = read_runs(agent.state.root, job_id)
-    assert "interrupted" in run["reason"]
+    (run,) = runs_of(api, job_id)
+    assert run["status"] == "interrupted" and "interrupted" in run["reason"]
     (record,) = backups_of(api, job_id)
     assert record["status"] == "error" and "interrupted" in record["backup_metadata"]["error"]
     assert open_repo(repo).generations() == []
@@ -211,13 +212,15 @@ def test_results_are_spooled_while_the_api_is_unreachable_then_delivered(api, ma
 
     # The backup itself succeeded; its reports wait on disk.
     assert len(open_repo(repo).generations()) == 1
-    assert len(agent.store.spool) == 2  # the backup record, then the job result
+    assert len(agent.store.spool) == 3  # the backup record, the run record, the job result
     assert schedule_of(api, job_id)["status"] == "running"
+    (run,) = runs_of(api, job_id)
+    assert run["status"] == "running"  # as created at the claim, before the outage
     (record,) = backups_of(api, job_id)
     assert record["status"] == "creating"
     with pytest.raises(Unavailable):
         agent.poll()
-    assert len(agent.store.spool) == 2
+    assert len(agent.store.spool) == 3
 
     transport.down = False
     assert agent.poll() == []  # delivers the spool; the job is not due again
@@ -227,6 +230,9 @@ def test_results_are_spooled_while_the_api_is_unreachable_then_delivered(api, ma
     (record,) = backups_of(api, job_id)
     assert record["status"] == "available"
     assert record["backup_metadata"]["generation_id"] == open_repo(repo).generations()[0].id
+    (run,) = runs_of(api, job_id)
+    assert run["status"] == "success" and run["ended"] >= run["started"]
+    assert run["actions"][0]["summary"]["backup_id"] == record["backup_id"]
 
 
 def test_spool_survives_an_agent_restart(api, make_agent, tmp_path):
@@ -237,7 +243,7 @@ def test_spool_survives_an_agent_restart(api, make_agent, tmp_path):
     job_id = api.jobs.create(backup_job(src, repo, schedule={}))
     agent.progress_hook = lambda snapshot: setattr(transport, "down", True)
     assert agent.poll() == [job_id]
-    assert len(agent.store.spool) == 2
+    assert len(agent.store.spool) == 3
     # A new agent on the same state dir, with the API back: start() delivers first.
     restarted = make_agent("spooler")
     assert len(restarted.store.spool) == 0

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 
-from freezer_ui.agent.state import read_runs
 from freezer_ui.repository import Repository
 from freezer_ui.storage import get_storage
 from tests.agent.conftest import (
@@ -15,6 +14,7 @@ from tests.agent.conftest import (
     backups_of,
     embedded_client,
     make_tree,
+    runs_of,
     schedule_of,
 )
 
@@ -66,9 +66,9 @@ def test_scheduled_job_runs_records_a_backup_and_restores(api, make_agent, tmp_p
     (gen,) = repository.generations()
     assert meta["generation_id"] == gen.id
 
-    (run,) = read_runs(agent.state.root, job_id)
-    assert run["result"] == "success"
-    assert run["actions"][0]["generation_id"] == gen.id
+    (run,) = runs_of(api, job_id)
+    assert run["status"] == "success"
+    assert run["actions"][0]["summary"]["generation_id"] == gen.id
     assert any("generation" in line for line in run["log"])
 
     # A restore job (no schedule: runs once) brings the tree back.
@@ -149,8 +149,8 @@ def test_abort_mid_backup_leaves_a_valid_repository(api, make_agent, tmp_path):
     assert repository.generations() == []  # nothing half-made is visible
     assert repository.verify().ok
     assert backups_of(api, job_ids[0]) == []  # the "creating" record went away
-    (run,) = read_runs(agent.state.root, job_ids[0])
-    assert run["result"] == "aborted"
+    (run,) = runs_of(api, job_ids[0])
+    assert run["status"] == "aborted"
 
     # The next run starts from a valid repository and succeeds.
     api.jobs.start(job_ids[0])
@@ -170,7 +170,7 @@ def test_unsupported_engine_is_refused_with_a_reason(api, make_agent, tmp_path):
     schedule = schedule_of(api, job_id)
     assert schedule["result"] == "fail"
     assert schedule["status"] == "stop"  # not retried every interval until edited
-    (run,) = read_runs(agent.state.root, job_id)
+    (run,) = runs_of(api, job_id)
     assert "does not support engine 'zfs'" in run["reason"]
     assert run["actions"][0]["attempts"] == 1
     (record,) = backups_of(api, job_id)
@@ -199,7 +199,7 @@ def test_failed_action_is_retried_then_mandatory_actions_still_run(api, make_age
     assert agent.poll() == [job_id]
     schedule = schedule_of(api, job_id)
     assert schedule["result"] == "fail" and schedule["status"] == "completed"
-    (run,) = read_runs(agent.state.root, job_id)
+    (run,) = runs_of(api, job_id)
     first, skipped, mandatory = run["actions"]
     assert first["result"] == "fail" and first["attempts"] == 3
     assert "cannot back up" in first["error"]
@@ -222,11 +222,11 @@ def test_passphrase_comes_from_a_key_file_never_the_job(api, make_agent, tmp_pat
     assert repository.encrypted and len(repository.generations()) == 1
     assert secret not in caplog.text
     assert secret not in str(api.jobs.get(job_id))
-    assert secret not in str(read_runs(agent.state.root, job_id))
+    assert secret not in str(runs_of(api, job_id))
     # A reference may only name a file in the key dir.
     bad = api.jobs.create(backup_job(src, repo, passphrase_ref="../../etc/passwd"))
     assert agent.poll() == [bad]
-    (run,) = read_runs(agent.state.root, bad)
+    (run,) = runs_of(api, bad)
     assert "bad passphrase_ref" in run["reason"]
 
 
@@ -261,8 +261,8 @@ def test_admin_action_forgets_and_prunes(api, make_agent, tmp_path):
     repository = open_repo(repo)
     assert len(repository.generations()) == 1
     assert repository.verify().ok
-    (run,) = read_runs(agent.state.root, admin_id)
-    assert len(run["actions"][0]["forgotten"]) == 2
+    (run,) = runs_of(api, admin_id)
+    assert len(run["actions"][0]["summary"]["forgotten"]) == 2
 
 
 def test_unparsable_schedule_stops_the_job_with_a_reason(api, make_agent, tmp_path):
@@ -273,7 +273,7 @@ def test_unparsable_schedule_stops_the_job_with_a_reason(api, make_agent, tmp_pa
     assert agent.poll() == []
     schedule = schedule_of(api, job_id)
     assert schedule["status"] == "stop" and schedule["result"] == "fail"
-    (run,) = read_runs(agent.state.root, job_id)
+    (run,) = runs_of(api, job_id)
     assert "schedule_hour" in run["reason"]
     assert not (repo / "config").exists()
 
@@ -338,7 +338,7 @@ def test_paths_outside_the_allowed_roots_are_refused(api, make_agent, tmp_path, 
     assert agent.poll() == [job_id]
     schedule = schedule_of(api, job_id)
     assert schedule["result"] == "fail"
-    (run,) = read_runs(agent.state.root, job_id)
+    (run,) = runs_of(api, job_id)
     assert "outside the allowed roots" in run["reason"]
     assert not (repo / "config").exists()
     assert not (tmp_path / "restored").exists()

@@ -1,10 +1,11 @@
 """The transport contract: what :class:`freezer_ui.api.client.FreezerClient` needs from a backend.
 
 A transport stores and serves freezer-api v2 documents (jobs, actions, sessions, clients,
-backups) for one caller, described by a :class:`Context`.  Two implementations exist:
-``embedded`` (Django models, in process) and ``remote`` (python-freezerclient against a real
-freezer-api).  Like httpx's ``BaseTransport``, it is the one seam to swap, so the client above
-can be driven by any of them without patching.
+backups; plus ``job_runs``, the agent's run history, where the backend can hold it) for one
+caller, described by a :class:`Context`.  Two implementations exist: ``embedded`` (Django
+models, in process) and ``remote`` (python-freezerclient against a real freezer-api).  Like
+httpx's ``BaseTransport``, it is the one seam to swap, so the client above can be driven by
+any of them without patching.
 
 Every method may raise the errors of :mod:`freezer_ui.api.exceptions` and no others:
 ``NotFound`` (also for another project's IDs: a transport never reveals that they exist),
@@ -19,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["jobs", "actions", "sessions", "clients", "backups"]
-KINDS: tuple[Kind, ...] = ("jobs", "actions", "sessions", "clients", "backups")
+Kind = Literal["jobs", "actions", "sessions", "clients", "backups", "job_runs"]
+KINDS: tuple[Kind, ...] = ("jobs", "actions", "sessions", "clients", "backups", "job_runs")
 # The document key that holds each kind's ID.
 ID_KEYS: Mapping[Kind, str] = {
     "jobs": "job_id",
@@ -28,6 +29,8 @@ ID_KEYS: Mapping[Kind, str] = {
     "sessions": "session_id",
     "clients": "client_id",
     "backups": "backup_id",
+    # Ours, not freezer-api's: the agent's run history (see BaseTransport.supports).
+    "job_runs": "run_id",
 }
 JobEvent = Literal["start", "stop", "abort"]
 # None: everything; str: free text, matched case-insensitively against every value of the
@@ -59,6 +62,12 @@ class Page(list[dict[str, Any]]):
 
 class BaseTransport(abc.ABC):
     """Stores documents for a caller.  Documents go in and come out as plain dicts."""
+
+    def supports(self, kind: Kind) -> bool:
+        """Whether this backend stores ``kind`` at all.  freezer-api 19.0.0 has no run
+        history, so the remote transport answers False for ``job_runs`` (and raises
+        ``Unavailable`` if asked for them): callers choose another place, never a fake."""
+        return kind in KINDS
 
     @abc.abstractmethod
     def list(

@@ -50,6 +50,7 @@ MODELS: dict[Kind, type[models.Document]] = {
     "sessions": models.Session,
     "clients": models.Client,
     "backups": models.Backup,
+    "job_runs": models.JobRun,
 }
 _KIND_OF: dict[type[Model], Kind] = {model: kind for kind, model in MODELS.items()}
 _NOUNS: dict[Kind, str] = {
@@ -58,6 +59,7 @@ _NOUNS: dict[Kind, str] = {
     "sessions": "session",
     "clients": "client",
     "backups": "backup",
+    "job_runs": "run",
 }
 _BATCH = 200
 # freezer-api's default hold-off window of a session start, in seconds.
@@ -154,6 +156,12 @@ class EmbeddedTransport(BaseTransport):
         if all_projects and not ctx.is_admin:
             raise Forbidden("listing all projects requires the admin role")
         rows = self._rows(ctx, kind, all_projects=all_projects)
+        if kind == "job_runs" and isinstance(search, Mapping):
+            # A job's runs are listed often (the job's detail page): filter on the indexed
+            # column, then let the structured match below check the rest.
+            for term in search.get("match") or ():
+                if isinstance(term, Mapping) and isinstance(term.get("job_id"), str):
+                    rows = rows.filter(job_id=term["job_id"])
         if isinstance(search, str) or not search:
             if search and search.strip():
                 rows = rows.filter(search_text__contains=search.strip().lower())
@@ -331,6 +339,25 @@ class EmbeddedTransport(BaseTransport):
         )
         return record["backup_id"]
 
+    def _create_job_runs(self, ctx: Context, doc: Mapping[str, Any]) -> str:
+        run = schemas.new_job_run(doc, project_id=ctx.project_id, user_id=ctx.user_id)
+        # A run belongs to a job of the caller's project: nobody can file runs under (or learn
+        # about) another project's job.
+        if not self._rows(ctx, "jobs").filter(id=run["job_id"]).exists():
+            raise ValidationError({"job_id": f"no job with ID {run['job_id']}"})
+        if self._taken("job_runs", run["run_id"]):
+            raise Conflict(f"run {run['run_id']} already exists")
+        self._save(
+            models.JobRun,
+            run["run_id"],
+            ctx,
+            run,
+            job_id=run["job_id"],
+            client_id=str(run.get("client_id") or ""),
+            status=run["status"],
+        )
+        return run["run_id"]
+
     def update(self, ctx: Context, kind: Kind, doc_id: str, patch: Mapping[str, Any]) -> None:
         if kind == "clients":
             raise FreezerAPIError("a client is updated by registering it again", status_code=405)
@@ -372,6 +399,12 @@ class EmbeddedTransport(BaseTransport):
             status=record["status"],
             time_stamp=stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
         )
+
+    def _update_job_runs(self, ctx: Context, row: Any, patch: Mapping[str, Any]) -> None:
+        # job_id and client_id are not patchable (the schema refuses them): a run never moves.
+        changes = schemas.job_run_patch(patch)
+        run = {**row.doc, **changes}
+        self._store(row, run, ctx, status=run["status"], client_id=str(run.get("client_id") or ""))
 
     def delete(self, ctx: Context, kind: Kind, doc_id: str) -> None:
         with transaction.atomic(using=self.using):

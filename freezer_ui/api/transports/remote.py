@@ -19,7 +19,10 @@ freezer-api 19.0.0 behaviours this transport designs around:
 * a PATCH without ``job_schedule`` wipes the job's schedule: the current one is sent along;
 * deleting a missing document answers 204, and POST ``/jobs/<id>`` replaces an existing job:
   existence is checked first so both behave as in the embedded transport;
-* only jobs can be listed across projects.
+* only jobs can be listed across projects;
+* there is no run history (``job_runs``): every call on that kind raises ``Unavailable`` saying
+  so, and ``supports("job_runs")`` is False.  The agent then keeps the history on its own host
+  and the backup records carry each backup's outcome (docs/agent.md).
 """
 
 from __future__ import annotations
@@ -162,7 +165,20 @@ class RemoteTransport(BaseTransport):
             # freezerclient raises it for any status a call did not expect.
             raise error_for_status(e.status_code, str(e)) from None
 
+    def supports(self, kind: Kind) -> bool:
+        return kind != "job_runs" and super().supports(kind)
+
+    @staticmethod
+    def _check_kind(kind: Kind) -> None:
+        if kind == "job_runs":
+            raise Unavailable(
+                "Run history needs the embedded API (FREEZER_UI_API_MODE = 'embedded'): "
+                "freezer-api 19.0.0 stores no job runs. A job's last result is on the job; "
+                "each backup's outcome and log are on its backup record."
+            )
+
     def _manager(self, kind: Kind) -> Any:
+        self._check_kind(kind)
         return getattr(self.freezer, kind)
 
     def _visible(self, ctx: Context, kind: Kind, doc: Mapping[str, Any]) -> bool:
@@ -181,6 +197,7 @@ class RemoteTransport(BaseTransport):
         search: Search = None,
         all_projects: bool = False,
     ) -> Page:
+        self._check_kind(kind)
         if all_projects and not ctx.is_admin:
             raise Forbidden("listing all projects requires the admin role")
         if all_projects and kind != "jobs":
@@ -260,6 +277,7 @@ class RemoteTransport(BaseTransport):
         return full
 
     def create(self, ctx: Context, kind: Kind, doc: Mapping[str, Any]) -> str:
+        self._check_kind(kind)
         owner = {"project_id": ctx.project_id, "user_id": ctx.user_id}
         body = dict(doc)
         if kind == "jobs":
@@ -282,6 +300,7 @@ class RemoteTransport(BaseTransport):
         return self._call(self._manager(kind).create, body)
 
     def update(self, ctx: Context, kind: Kind, doc_id: str, patch: Mapping[str, Any]) -> None:
+        self._check_kind(kind)
         body = dict(patch)
         if kind == "clients":
             raise FreezerAPIError("a client is updated by registering it again", status_code=405)
