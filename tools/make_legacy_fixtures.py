@@ -195,6 +195,57 @@ def m_remove_file(name: str) -> Callable[[Path], None]:
     return f
 
 
+def rs_tree(root: Path) -> None:
+    """rsync_tree plus a 64 KiB file: 16 blocks of rsyncv2's default 4096, to patch in places."""
+    rsync_tree(root)
+    write(root / "data" / "big.bin", blob("big", 65_536))
+
+
+def _patch_bytes(path: Path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:  # in place: same inode, only these bytes change
+        f.seek(offset)
+        f.write(data)
+
+
+def m_rs_blocks(root: Path) -> None:
+    """Block deltas: change blocks 1 and 9 of big.bin, the last (short) block of random.bin,
+    append to a text file, add a file, delete a file."""
+    big = root / "data" / "big.bin"
+    _patch_bytes(big, 4096 + 100, b"changed block one")
+    _patch_bytes(big, 9 * 4096, blob("nine", 4096))
+    _patch_bytes(root / "data" / "random.bin", 19_990, b"tail-edit!")
+    with open(root / "docs" / "a.txt", "ab") as f:
+        f.write(text("appended", 300))  # grows past a block boundary
+    write(root / "docs" / "new.txt", text("new", 10))
+    (root / "docs" / "b.txt").unlink()
+
+
+def m_rs_truncate(root: Path) -> None:
+    """Truncation: mid-block (zero.bin, its kept blocks unchanged), on a block boundary
+    (big.bin to 8 blocks, blocks unchanged), and shrink + rewrite (random.bin)."""
+    os.truncate(root / "data" / "zero.bin", 10_000)
+    os.truncate(root / "data" / "big.bin", 8 * 4096)
+    write(root / "data" / "random.bin", blob("random v3", 5_000))
+    (root / "emptydir" / "now-not-empty").write_bytes(b"x\n")
+
+
+def m_rs_renames_deletes(root: Path) -> None:
+    """Deletion of a whole tree, renames (file and directory), dir→file, file→dir, a symlink
+    retargeted and one turned into a file, a mode-only change."""
+    (root / "docs" / "a.txt").rename(root / "docs" / "a-renamed.txt")
+    (root / "docs").rename(root / "documents")
+    (root / "link-to-dir").unlink()
+    os.symlink("documents/sub", root / "link-to-dir")
+    (root / "link-to-readme").unlink()
+    write(root / "link-to-readme", text("now a file", 2))
+    shutil.rmtree(root / "secret")
+    write(root / "secret", text("secret is a file now", 1), 0o640)
+    (root / "data" / "zero.bin").unlink()
+    (root / "data" / "zero.bin").mkdir()
+    write(root / "data" / "zero.bin" / "inner.txt", text("inner", 3))
+    (root / "bin" / "run.sh").chmod(0o700)
+
+
 def m_single_file_change(root: Path) -> None:
     write(root, text("single file v2", 100))
 
@@ -203,10 +254,10 @@ def m_single_file_change(root: Path) -> None:
 
 
 class Agent:
-    def __init__(self, work: Path, env: dict[str, str]) -> None:
+    def __init__(self, work: Path, env: dict[str, str], venv: str = "venv") -> None:
         self.work = work
         self.env = env
-        self.bin = work / "venv" / "bin" / "freezer-agent"
+        self.bin = work / venv / "bin" / "freezer-agent"
         self.last_ts = 0
 
     def backup(
@@ -268,16 +319,33 @@ def newest_ts(container: Path) -> int:
     return max(tss, default=0)
 
 
-def ensure_venv(work: Path) -> None:
-    venv = work / "venv"
-    if (venv / "bin" / "freezer-agent").exists():
+RSYNC_PATCH = REPO / "tools" / "legacy_patches" / "freezer-19.0.0-rsyncv2-py3.patch"
+
+
+def ensure_venv(work: Path, name: str = "venv", patch: Path | None = None) -> None:
+    """A venv with freezer==19.0.0 from PyPI; ``patch`` (unified diff against site-packages)
+    is applied right after the install, once: the ``.patched`` stamp records which patch."""
+    venv = work / name
+    stamp = venv / ".patched"
+    if (venv / "bin" / "freezer-agent").exists() and (
+        patch is None or (stamp.exists() and stamp.read_text() == patch.read_text())
+    ):
         return
     if venv.is_symlink():  # a link to a venv that has since gone away
         venv.unlink()
+    if venv.exists():
+        shutil.rmtree(venv)  # unpatched or patched differently: start from PyPI again
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", f"freezer=={FREEZER_VERSION}"], check=True
     )
+    if patch is not None:
+        where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        site = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", where], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        subprocess.run(["patch", "-p1", "--forward", "-d", site, "-i", str(patch)], check=True)
+        stamp.write_text(patch.read_text())
 
 
 def md5_openssl_wrapper(work: Path) -> Path:
@@ -389,6 +457,14 @@ def main() -> None:
         def want(s: str) -> bool:
             return not args.only or s in args.only
 
+        # rsyncv2 above level 0 needs the one-line Python 3 fix (docs/legacy.md): its own venv,
+        # so the unpatched agent keeps writing every other fixture.
+        patched = None
+        if any(want(f"rsyncv2-{c}-inc") for c in ("gzip", "bzip2")):
+            ensure_venv(work, "venv-rsyncv2-patched", RSYNC_PATCH)
+            penv = dict(env, PATH=f"{work / 'venv-rsyncv2-patched' / 'bin'}:{os.environ['PATH']}")
+            patched = Agent(work, penv, "venv-rsyncv2-patched")
+
         if want("tar-gzip-maxlevel"):
             ml = [*inc, "--max-level", "3", "--compression", "gzip"]
             run_scenario(
@@ -464,6 +540,25 @@ def main() -> None:
                     make=rsync_tree,
                     engine="rsyncv2",
                     notes="rsyncv2 level 0 (what Python 3 agents can write)",
+                )  # fmt: skip
+        for comp in ("gzip", "bzip2"):
+            sc = f"rsyncv2-{comp}-inc"
+            if want(sc):
+                fl = [*inc, "--max-level", "3", "--compression", comp]
+                run_scenario(
+                    patched, out, sc, "rs", src / f"rsinc-{comp}",
+                    [
+                        (None, fl),
+                        (m_rs_blocks, fl),
+                        (m_rs_truncate, fl),
+                        (m_rs_renames_deletes, fl),
+                        (m_small_change("chain2-l0"), fl),  # max level reached: a second chain
+                        (m_small_change("chain2-l1"), fl),
+                    ],
+                    make=rs_tree,
+                    engine="rsyncv2",
+                    notes="rsyncv2 levels 0-3 then a second chain; agent patched with "
+                    f"tools/legacy_patches/{RSYNC_PATCH.name} (docs/legacy.md)",
                 )  # fmt: skip
         if want("tar-gzip-failed-run"):
             fl = [*inc, "--max-level", "3", "--compression", "gzip"]

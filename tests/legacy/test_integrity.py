@@ -79,6 +79,8 @@ DAMAGEABLE = [
     *ENCRYPTED,
     "rsyncv2-gzip-l0",
     "rsyncv2-bzip2-l0",
+    "rsyncv2-gzip-inc",
+    "rsyncv2-bzip2-inc",
 ]
 
 

@@ -29,6 +29,8 @@ def test_fixtures_exist() -> None:
         "tar-gzip-failed-run",
         "rsyncv2-gzip-l0",
         "rsyncv2-bzip2-l0",
+        "rsyncv2-gzip-inc",
+        "rsyncv2-bzip2-inc",
     ):
         assert name in SCENARIOS
     for f in FIXTURES.rglob("*"):
@@ -236,7 +238,7 @@ def test_upstream_restore_cross_check_is_recorded() -> None:
             )
 
 
-def test_rsyncv2_listing_and_unsupported_increments(tmp_path: Path) -> None:
+def test_rsyncv2_listing_and_unsupported_v1(tmp_path: Path) -> None:
     (b,) = legacy.discover(FIXTURES / "rsyncv2-gzip-l0")
     assert (b.engine, b.key) == ("rsync", "legacyhost_rs")
     (g,) = b.generations

@@ -184,6 +184,84 @@ class TreeWriter:
             # the member and the data file named (restore() then discards the partial tree).
             raise LegacyError(f"{self.source}: cannot restore {m.name!r}: {e}") from e
 
+    def delete(self, name: str) -> None:
+        """Remove ``name`` (a tree, if a directory) if it exists: an rsyncv2 deletion entry.
+
+        A path whose parent is gone or is no longer a directory is already deleted (rsyncv2
+        lists every entry of a removed tree, after the entry that replaced the tree)."""
+        parts = split_member_path(name)
+        if not parts:
+            self.stats.skipped += 1
+            self.warn(f"{self.source}: skipped deletion of {name!r}")
+            return
+        try:
+            pfd = self._open_dir(parts[:-1], create=False)
+        except (FileNotFoundError, UnsafePath):
+            return
+        try:
+            if self._lstat(parts[-1], pfd) is not None:
+                self._remove(parts[-1], pfd, "/".join(parts))
+                self.stats.removed += 1
+        except OSError as e:
+            raise LegacyError(f"{self.source}: cannot remove {name!r}: {e}") from e
+        finally:
+            os.close(pfd)
+
+    def patch(self, m: Member, pieces: Iterable[tuple[int, Iterable[bytes]]]) -> None:
+        """Write ``(offset, data)`` pieces into the existing regular file ``m.name``, then cut
+        it to ``m.size`` and set its mode and mtime: an rsyncv2 block delta.
+
+        The caller drains ``pieces`` when this returns early (skipped member)."""
+        parts = self._parts_or_skip(m, m.name)
+        if not parts:
+            if parts == []:
+                self.stats.skipped += 1
+                self.warn(f"{self.source}: skipped block delta naming the root")
+            return
+        missing = CorruptArchive(
+            self.source,
+            f"block delta for {m.name!r}, which no earlier level restored "
+            "(was an earlier level skipped?)",
+        )
+        try:
+            try:
+                pfd = self._open_dir(parts[:-1], create=False)
+            except FileNotFoundError:
+                raise missing from None
+            try:
+                try:
+                    fd = os.open(parts[-1], os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                except FileNotFoundError:
+                    raise missing from None
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                        raise UnsafePath(f"{m.name!r} is not a regular file") from None
+                    raise
+                try:
+                    if not stat.S_ISREG(os.fstat(fd).st_mode):
+                        raise UnsafePath(f"{m.name!r} is not a regular file")
+                    written = 0
+                    for offset, data in pieces:
+                        os.lseek(fd, offset, os.SEEK_SET)
+                        for chunk in data:
+                            _write_all(fd, chunk)
+                            written += len(chunk)
+                    os.ftruncate(fd, m.size)
+                    os.fchmod(fd, m.mode & MODE_MASK)
+                    os.utime(fd, (m.mtime, m.mtime))
+                finally:
+                    os.close(fd)
+            finally:
+                os.close(pfd)
+        except UnsafePath as e:
+            self.stats.skipped += 1
+            self.warn(f"{self.source}: skipped {m.name!r}: {e}")
+            return
+        except OSError as e:
+            raise LegacyError(f"{self.source}: cannot patch {m.name!r}: {e}") from e
+        self.stats.files += 1
+        self.stats.bytes += written
+
     def _dir(self, m: Member, parts: list[str]) -> None:
         rel = "/".join(parts)
         if parts:

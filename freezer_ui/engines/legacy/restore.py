@@ -170,7 +170,7 @@ def restore(
         for g in gens:
             writer.source = str(g.data_path)
             if g.engine == "rsync":
-                rsync.apply_level0(g, writer, counter)
+                rsync.apply(g, writer, counter)
                 continue
             chunks = plain_stream(
                 g.data_path,
