@@ -267,7 +267,7 @@ def _decode_key(raw: bytes, path: str) -> bytes:
 
 # Keys by path, reused while the file is unchanged: a replaced key file (after a rotation) is
 # read again on the next use, without a restart.
-_KEYS: dict[str, tuple[tuple[int, int, int], MasterKey]] = {}
+_KEYS: dict[str, tuple[tuple[int, ...], MasterKey]] = {}
 _KEYS_LOCK = threading.Lock()
 
 
@@ -277,7 +277,9 @@ def load_key(path: str | None = None, *, create: bool = False) -> MasterKey:
         st = os.stat(path)
     except OSError:
         return MasterKey.load(path, create=create)
-    ident = (st.st_ino, st.st_mtime_ns, st.st_mode)
+    # A rotation's rename brings a new inode (both files existed at once); ctime also moves
+    # on chmod, which must be re-checked.
+    ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
     with _KEYS_LOCK:
         cached = _KEYS.get(path)
     if cached and cached[0] == ident:
