@@ -27,6 +27,7 @@ from freezer_ui import conf
 from freezer_ui.api import exceptions as api_exceptions
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.api import schemas
+from freezer_ui.api import secrets as api_secrets
 from freezer_ui.dashboards import forms as dashboard_forms
 
 INDEX_URL = "horizon:project:freezer_jobs:index"
@@ -354,20 +355,11 @@ def passphrase_choices(request):
     """``(name, label)`` of the project's passphrase keys, after "none"."""
     choices = [("", _("None: the repository is not encrypted"))]
     try:
-        from freezer_ui.api import secrets as api_secrets  # noqa: PLC0415
-    except ImportError:
-        # The key store is built in parallel with this panel; until it exists, jobs are
-        # created unencrypted (or with an agent-side key, see docs/jobs.md).
-        return choices
-    try:
         secrets = api_secrets.secret_list(request)
     except Exception:
         exceptions.handle(request, _("Unable to retrieve the project's keys."))
         return choices
-    for secret in secrets:
-        get = secret.get if isinstance(secret, dict) else lambda k, s=secret: getattr(s, k, None)
-        if (get("kind") or "passphrase") == "passphrase" and get("name"):
-            choices.append((get("name"), get("name")))
+    choices += [(s.name, s.name) for s in secrets if s.kind == "passphrase"]
     return choices
 
 
