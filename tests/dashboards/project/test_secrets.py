@@ -6,19 +6,23 @@ not in the database (ciphertext only), not in logs (Horizon's operation log incl
 
 import logging
 import os
+import sys
 import tempfile
+from unittest import mock
 
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from django.urls import reverse
+from django.views.debug import ExceptionReporter
 from horizon.test.helpers import IsHttpRequest
 from openstack_dashboard.test.helpers import create_mocks
 
 from freezer_ui import secrets
 from freezer_ui.api import exceptions as api_exceptions
 from freezer_ui.api import secrets as api_secrets
+from freezer_ui.dashboards.project.freezer_secrets import forms as secret_forms
 from freezer_ui.models import Secret
 from tests.dashboards import helpers
 
@@ -171,6 +175,56 @@ class EmbeddedSecretsTests(StoreMixin, helpers.TestCase):
         self.assertContains(res, "Agents that run on other hosts cannot read them")
         self.client.post(CREATE_URL, create_data())
         self.assertContains(self.client.get(INDEX_URL), "nightly-repo")
+
+
+class ErrorReportTests(StoreMixin, helpers.TestCase):
+    def test_a_crash_below_the_form_is_reported_without_the_value(self):
+        with (
+            mock.patch.object(secrets.MasterKey, "seal", side_effect=RuntimeError("boom")),
+            self.assertLogs(level=logging.DEBUG) as logs,
+        ):
+            res = self.client.post(CREATE_URL, create_data())
+        self.assertIn("Unable to create the key.", str(list(res.context["messages"])[0]))
+        assert_value_absent(self, res)
+        self.assertNotIn("Tr0ub4dor", "\n".join(logs.output))
+        self.assertFalse(Secret.objects.exists())
+
+    def test_error_reports_mask_the_value_in_every_frame_below_the_form(self):
+        # Django's debug page and admin mails list each frame's local variables; the value
+        # sits in the API's and the store's frames under the name "value".
+        request = RequestFactory().post(CREATE_URL, create_data())
+        request.user = mock.Mock(project_id=self.tenant.id, id=self.user.id)
+        form = secret_forms.CreateSecretForm(request, data=create_data())
+        self.assertTrue(form.is_valid())
+        with mock.patch.object(secrets.MasterKey, "seal", side_effect=_boom):
+            try:
+                api_secrets.secret_create(request, "plain-call", VALUE)
+            except RuntimeError:
+                unmasked = frame_variables(request)
+            # An error Horizon does not handle escapes the form, as a bug would.
+            with mock.patch.object(secret_forms.exceptions, "handle", side_effect=_reraise):
+                try:
+                    form.handle(request, form.cleaned_data)
+                except RuntimeError:
+                    masked = frame_variables(request)
+        self.assertIn("Tr0ub4dor", unmasked)  # the reporter does show plain frames' locals
+        self.assertIn("\ncreate: ", masked)  # the store's frame is in the report...
+        self.assertNotIn("Tr0ub4dor", masked)  # ...with its locals masked
+
+
+def frame_variables(request):
+    """Every frame's local variables as an error report (debug page, admin mail) shows them."""
+    frames = ExceptionReporter(request, *sys.exc_info()).get_traceback_frames()
+    # The test's own frame holds what the test keeps; the frames under test are the others.
+    return "\n".join(f"{f['function']}: {f['vars']}" for f in frames if f["filename"] != __file__)
+
+
+def _boom(*args, **kwargs):
+    raise RuntimeError("boom")  # a new exception (and traceback) each time
+
+
+def _reraise(*args, **kwargs):
+    raise  # noqa: PLE0704 - re-raise the exception being handled, as an unknown one would
 
 
 OPERATION_LOG = {

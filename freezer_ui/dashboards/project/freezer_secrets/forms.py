@@ -30,7 +30,12 @@ def map_api_errors(form, error):
 
 
 class ValueForm(forms.SelfHandlingForm):
-    """The value, typed twice.  ``render_value=False``: a re-displayed form comes back empty."""
+    """The value, typed twice.  ``render_value=False``: a re-displayed form comes back empty.
+
+    ``clean`` and ``handle`` are ``@sensitive_variables()``: Django's error reports (the debug
+    page, mails to admins) then mask every local variable of these frames and of every frame
+    below them (the API and the store), where the value travels under other names.
+    """
 
     password = forms.CharField(
         label=_("Value"),
@@ -45,7 +50,7 @@ class ValueForm(forms.SelfHandlingForm):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
 
-    @sensitive_variables("data")
+    @sensitive_variables()
     def clean(self):
         data = super().clean()
         if "password" in data and data["password"] != data.get("confirm_password"):
@@ -75,7 +80,7 @@ class CreateSecretForm(ValueForm):
 
     field_order = ("name", "kind", "description", "password", "confirm_password")
 
-    @sensitive_variables("data")
+    @sensitive_variables()
     def handle(self, request, data):
         try:
             api_secrets.secret_create(
@@ -97,7 +102,7 @@ class UpdateSecretForm(ValueForm):
         self.secret_name = kwargs.pop("secret_name")
         super().__init__(request, *args, **kwargs)
 
-    @sensitive_variables("data")
+    @sensitive_variables()
     def handle(self, request, data):
         try:
             api_secrets.secret_update(request, self.secret_name, data["password"])
