@@ -76,22 +76,26 @@ def tar_header(
     mtime: int = 1_600_000_000,
     devmajor: int = 0,
     devminor: int = 0,
+    uid: int = 0,
+    gid: int = 0,
+    uname: str = "root",
+    gname: str = "root",
 ) -> bytes:
     """One GNU-format header block, checksum filled in (names must fit 100 bytes)."""
     raw = name.encode() if isinstance(name, str) else name
     h = bytearray(512)
     h[0 : len(raw)] = raw
     h[100:108] = _octal(mode, 8)
-    h[108:116] = _octal(0, 8)
-    h[116:124] = _octal(0, 8)
+    h[108:116] = _octal(uid, 8)
+    h[116:124] = _octal(gid, 8)
     h[124:136] = _octal(size, 12)
     h[136:148] = _octal(mtime, 12)
     h[156:157] = typeflag
     ln = linkname.encode()
     h[157 : 157 + len(ln)] = ln
     h[257:265] = b"ustar  \0"
-    h[265:269] = b"root"
-    h[297:301] = b"root"
+    h[265 : 265 + len(uname)] = uname.encode()
+    h[297 : 297 + len(gname)] = gname.encode()
     h[329:337] = _octal(devmajor, 8)
     h[337:345] = _octal(devminor, 8)
     h[148:156] = b" " * 8

@@ -3,6 +3,7 @@
     python -m freezer_ui.engines.legacy ls CONTAINER [--json]
     python -m freezer_ui.engines.legacy restore CONTAINER BACKUP --target DIR
         [--at YYYY-MM-DDTHH:MM:SS] [--passphrase-file F] [--engine tar]
+        [--path REL ...] [--no-owners]
 
 BACKUP is ``<host>_<name>`` as in the container's paths (or the backup name alone when it is
 unambiguous). Dates are UTC, as freezer 19.0's --restore-from-date. Exit status: 0 on success,
@@ -63,6 +64,8 @@ def _restore(args: argparse.Namespace) -> int:
         at=args.at,
         passphrase_file=args.passphrase_file,
         warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+        paths=args.path,
+        owners=False if args.no_owners else None,
     )
     s = res.stats
     levels = ", ".join(f"level {g.level} @ {g.time:%Y-%m-%dT%H:%M:%SZ}" for g in res.generations)
@@ -94,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--at", help="YYYY-MM-DDTHH:MM:SS in UTC, or Unix seconds (default: latest)")
     p.add_argument("--passphrase-file", help="the file given to freezer's --encrypt-pass-file")
     p.add_argument("--engine", help="engine directory (tar) when a name exists under several")
+    p.add_argument(
+        "--path",
+        action="append",
+        help="restore only this relative path (as named at --at); repeatable",
+    )
+    p.add_argument(
+        "--no-owners", action="store_true", help="do not restore owners (default: when root)"
+    )
     p.set_defaults(func=_restore)
     args = ap.parse_args(argv)
     try:

@@ -15,6 +15,10 @@ class NoBackupFound(LegacyError):
     """No backup (or no generation at or before the requested date) matches."""
 
 
+class PathNotFound(NoBackupFound):
+    """A path asked for in a sub-path restore is not in the backup at that date."""
+
+
 class UnsupportedBackup(LegacyError):
     """A backup this reader cannot restore yet (rsync engines, unknown compression...)."""
 

@@ -10,18 +10,28 @@ dumpdir (``D``) member first performs the renames it records (``R``/``T``, ``X``
 temporary), then removes every entry of that directory the listing no longer names.
 Directory modes and times are applied by :meth:`TreeWriter.finish`, deepest first, after the
 last level, so a read-only directory does not block writing its contents.
+
+Owners are restored when running as root (names first, ids when a name does not resolve, as GNU
+tar does); otherwise one warning says they were not. Extended attributes carried by the archive
+(pax ``SCHILY.xattr.*``) are set on files and directories; one that cannot be set is a warning.
+
+A *selection* (``TreeWriter(selection=[...])``) restores only those relative paths: members
+outside them are passed over, directories leading to them are created with their recorded
+metadata, and deletions, renames and purges act only on what was selected.
 """
 
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import secrets
 import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import CorruptArchive, LegacyError
 from .tarstream import BLKDEV, CHRDEV, FIFO, HARDLINK, SYMLINK, Member
@@ -30,6 +40,7 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Without restoring owners, set-id bits would hand the restoring user's identity to whoever
 # runs the file; GNU tar drops them too when it cannot restore ownership.
 MODE_MASK = 0o1777
+Owner = tuple[int, int] | None  # (uid, gid) to set; -1 leaves one unchanged
 
 
 class UnsafePath(Exception):
@@ -63,14 +74,46 @@ def split_member_path(name: str) -> list[str] | None:
     return parts
 
 
+def parse_selection(paths: Iterable[str]) -> list[list[str]]:
+    """Relative paths to restore → component lists; ValueError for "", "/", ".." or absolute."""
+    out: list[list[str]] = []
+    for p in paths:
+        parts = split_member_path(p) if isinstance(p, str) and not p.startswith("/") else None
+        if not parts:
+            raise ValueError(f"bad path to restore {p!r}: give a relative path inside the backup")
+        out.append(parts)
+    return out
+
+
+def _under(parts: list[str], sel: list[str]) -> bool:
+    return parts[: len(sel)] == sel
+
+
 class TreeWriter:
-    def __init__(self, root: str, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        warn: Callable[[str], None] | None = None,
+        *,
+        owners: bool | None = None,
+        selection: list[list[str]] | None = None,
+    ) -> None:
         self.root = root
         self.root_fd = os.open(root, DIR_FLAGS)
         self.stats = Stats()
         self._warn_cb = warn
-        self.dir_meta: dict[str, tuple[int, int]] = {}  # "a/b" → (mode, mtime); "" is the root
+        # "a/b" → (mode, mtime, owner); "" is the root
+        self.dir_meta: dict[str, tuple[int, int, Owner]] = {}
         self.source = ""  # the data file being applied, for error messages
+        self.owners = os.geteuid() == 0 if owners is None else owners
+        self.mode_mask = 0o7777 if self.owners else MODE_MASK
+        self._me = (os.geteuid(), os.getegid())
+        self._owner_warned = False
+        self._ids: dict[tuple[str, str], int] = {}
+        self.selection = selection
+        self.unrestorable: set[str] = set()  # selected hard links whose target was not
+        # selected hard links to an unselected file: (target parts, link member), per level
+        self.pending_links: list[tuple[list[str], Member]] = []
 
     def close(self) -> None:
         if self.root_fd >= 0:
@@ -97,7 +140,9 @@ class TreeWriter:
                     # Parent directories an archive never listed (single-file backups, foreign
                     # archives): created private now, given a plain mode at finish().
                     os.mkdir(comp, 0o700, dir_fd=fd)
-                    self.dir_meta.setdefault("/".join(parts[:depth]), (0o755, int(time.time())))
+                    self.dir_meta.setdefault(
+                        "/".join(parts[:depth]), (0o755, int(time.time()), None)
+                    )
                     nfd = os.open(comp, DIR_FLAGS, dir_fd=fd)
                 except OSError as e:
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -146,9 +191,160 @@ class TreeWriter:
 
     # ---------------------------------------------------------------- members
 
+    # ---------------------------------------------------------------- selection
+
+    def where(self, parts: list[str]) -> str | None:
+        """ "in" (at or under a selected path), "ancestor" (leads to one) or None (outside)."""
+        if self.selection is None:
+            return "in"
+        if any(_under(parts, sel) for sel in self.selection):
+            return "in"
+        if any(_under(sel, parts) for sel in self.selection):
+            return "ancestor"
+        return None
+
+    def _next_components(self, parts: list[str]) -> set[str]:
+        return {
+            sel[len(parts)]
+            for sel in self.selection or []
+            if len(sel) > len(parts) and _under(sel, parts)
+        }
+
+    def prune(self) -> None:
+        """Remove what a rename moved outside the selection: keep only the selected paths and
+        the directories leading to them."""
+        if self.selection is None:
+            return
+        ancestors = {tuple(sel[:i]) for sel in self.selection for i in range(len(sel))}
+        for anc in sorted(ancestors, key=len):
+            try:
+                fd = self._open_dir(list(anc), create=False)
+            except (FileNotFoundError, UnsafePath):
+                continue
+            try:
+                keep = self._next_components(list(anc))
+                for name in os.listdir(fd):
+                    if name not in keep:
+                        self._remove(name, fd, "/".join([*anc, name]))
+            finally:
+                os.close(fd)
+
+    def resolve_links(self, members: Iterable[tuple[Member, Iterable[bytes]]]) -> None:
+        """Second reading of a level for :attr:`pending_links`: each unselected target's data
+        is written under the first selected link name, the other names linked to it."""
+        pending = self.pending_links
+        self.pending_links = []
+        want: dict[tuple[str, ...], list[Member]] = {}
+        for src, link in pending:
+            want.setdefault(tuple(src), []).append(link)
+        for m, data in members:
+            parts = split_member_path(m.name)
+            links = want.pop(tuple(parts), None) if parts and m.is_file else None
+            if not links:
+                continue
+            first, *others = links
+            self.apply(replace(m, name=first.name), data)
+            for other in others:
+                self.apply(replace(other, linkname=first.name), ())
+            if not want:
+                return
+        for links in want.values():
+            for link in links:
+                self.unrestorable.add("/".join(split_member_path(link.name) or []))
+                self.stats.skipped += 1
+                self.warn(
+                    f"{self.source}: hard link {link.name!r} not restored: its target "
+                    f"{link.linkname!r} is not a file of this level"
+                )
+
+    def missing_selected(self) -> list[str]:
+        out = []
+        for sel in self.selection or []:
+            if "/".join(sel) in self.unrestorable:
+                continue  # already a warning, with the reason
+            try:
+                fd = self._open_dir(sel[:-1], create=False)
+            except (FileNotFoundError, UnsafePath):
+                out.append("/".join(sel))
+                continue
+            try:
+                if self._lstat(sel[-1], fd) is None:
+                    out.append("/".join(sel))
+            finally:
+                os.close(fd)
+        return out
+
+    # ---------------------------------------------------------------- owners, xattrs
+
+    def _owner(self, m: Member) -> Owner:
+        """(uid, gid) to give ``m``: its names when they resolve here, else its ids."""
+        uid = self._id("u", m.uname, m.uid)
+        gid = self._id("g", m.gname, m.gid)
+        if not self.owners:
+            if (uid, gid) != self._me and (uid, gid) != (-1, -1) and not self._owner_warned:
+                self._owner_warned = True
+                self.warn(
+                    "owners not restored (not running as root): restored files belong to "
+                    "the restoring user"
+                )
+            return None
+        return uid, gid
+
+    def _id(self, kind: str, name: str, fallback: int) -> int:
+        if not name:
+            return fallback
+        key = (kind, name)
+        if key not in self._ids:
+            try:
+                self._ids[key] = (
+                    pwd.getpwnam(name).pw_uid if kind == "u" else grp.getgrnam(name).gr_gid
+                )
+            except KeyError:
+                self._ids[key] = fallback
+        return self._ids[key]
+
+    def _chown(
+        self, m: Member, owner: Owner, fd: int | None = None, name: str = "", dir_fd: int = -1
+    ) -> None:
+        if owner is None:
+            return
+        try:
+            if fd is not None:
+                os.fchown(fd, *owner)
+            else:  # symlinks and FIFOs: by name in their directory, never following a link
+                os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError as e:
+            self.warn(f"{self.source}: owner of {m.name!r} not restored: {e}")
+
+    def _xattrs(self, m: Member, fd: int) -> None:
+        for key, value in (m.xattrs or {}).items():
+            try:
+                os.setxattr(fd, key, value)
+            except OSError as e:
+                self.warn(f"{self.source}: extended attribute {key!r} of {m.name!r} not set: {e}")
+
+    # ---------------------------------------------------------------- members
+
     def apply(self, m: Member, data: Iterable[bytes]) -> None:
         parts = self._parts_or_skip(m, m.name)
         if parts is None:
+            return
+        place = self.where(parts)
+        if place is None:
+            return  # outside the selection: the caller streams its data past
+        if place == "ancestor":
+            try:
+                if m.is_dir:
+                    self._dir(m, parts)
+                else:
+                    # A non-directory now stands where a selected path's directory was: the
+                    # selected path no longer exists at this level.
+                    self.delete(m.name)
+            except UnsafePath as e:
+                self.stats.skipped += 1
+                self.warn(f"{self.source}: skipped {m.name!r}: {e}")
+            except OSError as e:
+                raise LegacyError(f"{self.source}: cannot restore {m.name!r}: {e}") from e
             return
         try:
             if m.is_dir:
@@ -194,6 +390,8 @@ class TreeWriter:
             self.stats.skipped += 1
             self.warn(f"{self.source}: skipped deletion of {name!r}")
             return
+        if self.where(parts) is None:
+            return
         try:
             pfd = self._open_dir(parts[:-1], create=False)
         except (FileNotFoundError, UnsafePath):
@@ -217,6 +415,8 @@ class TreeWriter:
             if parts == []:
                 self.stats.skipped += 1
                 self.warn(f"{self.source}: skipped block delta naming the root")
+            return
+        if self.where(parts) != "in":
             return
         missing = CorruptArchive(
             self.source,
@@ -247,7 +447,8 @@ class TreeWriter:
                             _write_all(fd, chunk)
                             written += len(chunk)
                     os.ftruncate(fd, m.size)
-                    os.fchmod(fd, m.mode & MODE_MASK)
+                    self._chown(m, self._owner(m), fd)
+                    os.fchmod(fd, m.mode & self.mode_mask)
                     os.utime(fd, (m.mtime, m.mtime))
                 finally:
                     os.close(fd)
@@ -276,7 +477,13 @@ class TreeWriter:
                     self.stats.dirs += 1
             finally:
                 os.close(pfd)
-        self.dir_meta[rel] = (m.mode, m.mtime)
+        self.dir_meta[rel] = (m.mode, m.mtime, self._owner(m))
+        if m.xattrs:
+            dfd = self._open_dir(parts, create=False)
+            try:
+                self._xattrs(m, dfd)
+            finally:
+                os.close(dfd)
         if m.dumpdir is not None:
             self._dumpdir(m, parts)
 
@@ -305,10 +512,12 @@ class TreeWriter:
             i += 1
 
         keep = {name for code, name in entries if code in "YND"}
+        # In a selection, a directory leading to a selected path purges only along that path.
+        only = self._next_components(parts) if self.where(parts) == "ancestor" else None
         dfd = self._open_dir(parts, create=False)
         try:
             for name in os.listdir(dfd):
-                if name not in keep:
+                if name not in keep and (only is None or name in only):
                     self._remove(name, dfd, "/".join([*parts, name]))
                     self.stats.removed += 1
         finally:
@@ -317,6 +526,8 @@ class TreeWriter:
     def _rename(self, m: Member, src: list[str], dst: list[str]) -> None:
         if not src or not dst:
             return
+        if self.selection is not None and not self._exists(src):
+            return  # not selected, so never restored: nothing to move
         try:
             sfd = self._open_dir(src[:-1], create=False)
         except FileNotFoundError:
@@ -345,6 +556,16 @@ class TreeWriter:
         for k in [k for k in self.dir_meta if k == old or k.startswith(old + "/")]:
             self.dir_meta[new + k[len(old) :]] = self.dir_meta.pop(k)
 
+    def _exists(self, parts: list[str]) -> bool:
+        try:
+            fd = self._open_dir(parts[:-1], create=False)
+        except (FileNotFoundError, UnsafePath):
+            return False
+        try:
+            return self._lstat(parts[-1], fd) is not None
+        finally:
+            os.close(fd)
+
     def _file(self, m: Member, parts: list[str], data: Iterable[bytes]) -> None:
         pfd = self._open_dir(parts[:-1], create=True)
         try:
@@ -361,7 +582,9 @@ class TreeWriter:
                 for chunk in data:
                     _write_all(fd, chunk)
                     written += len(chunk)
-                os.fchmod(fd, m.mode & MODE_MASK)
+                self._chown(m, self._owner(m), fd)
+                os.fchmod(fd, m.mode & self.mode_mask)  # after chown: chown clears set-id bits
+                self._xattrs(m, fd)
                 os.utime(fd, (m.mtime, m.mtime))
             finally:
                 os.close(fd)
@@ -379,6 +602,7 @@ class TreeWriter:
             # The target is stored verbatim (it may be absolute or climb out): it is only data,
             # we never follow it while restoring.
             os.symlink(m.linkname, parts[-1], dir_fd=pfd)
+            self._chown(m, self._owner(m), name=parts[-1], dir_fd=pfd)
             try:
                 os.utime(parts[-1], (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
             except OSError:
@@ -395,6 +619,11 @@ class TreeWriter:
             raise UnsafePath(f"hard link to the root {m.linkname!r}")
         if src == parts:
             raise UnsafePath("hard link to itself")
+        if self.where(src) != "in":
+            # The data went with the other name, which was streamed past: restore() reads this
+            # level again for it (resolve_links), rather than fail like `tar -x NAME` does.
+            self.pending_links.append((src, m))
+            return
         try:
             sfd = self._open_dir(src[:-1], create=False)
         except FileNotFoundError:
@@ -425,6 +654,7 @@ class TreeWriter:
         try:
             self._remove(parts[-1], pfd, "/".join(parts))
             os.mkfifo(parts[-1], m.mode & 0o777, dir_fd=pfd)
+            self._chown(m, self._owner(m), name=parts[-1], dir_fd=pfd)
         finally:
             os.close(pfd)
 
@@ -435,13 +665,18 @@ class TreeWriter:
         for rel in sorted(
             self.dir_meta, key=lambda r: r.count("/") + (1 if r else 0), reverse=True
         ):
-            mode, mtime = self.dir_meta[rel]
+            mode, mtime, owner = self.dir_meta[rel]
             try:
                 fd = self._open_dir(rel.split("/") if rel else [], create=False)
             except (FileNotFoundError, UnsafePath):
                 continue
             try:
-                os.fchmod(fd, mode & MODE_MASK)
+                if owner is not None:
+                    try:
+                        os.fchown(fd, *owner)
+                    except OSError as e:
+                        self.warn(f"owner of directory {rel or '.'!r} not restored: {e}")
+                os.fchmod(fd, mode & self.mode_mask)
                 os.utime(fd, (mtime, mtime))
             finally:
                 os.close(fd)

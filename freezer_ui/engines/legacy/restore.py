@@ -26,12 +26,13 @@ from .errors import (
     CorruptArchive,
     LegacyError,
     PassphraseRequired,
+    PathNotFound,
     TargetExists,
     TruncatedArchive,
     UnsupportedBackup,
     WrongPassphrase,
 )
-from .extract import Stats, TreeWriter
+from .extract import Stats, TreeWriter, _under, parse_selection, split_member_path
 from .stream import COMPRESSIONS, DIGESTS, ChunkReader, plain_stream, read_passphrase_file
 from .tarstream import TarReader
 
@@ -51,6 +52,7 @@ class RestoreResult:
     generations: list[Generation]
     stats: Stats
     notes: list[str] = field(default_factory=list)
+    paths: list[str] | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -101,6 +103,50 @@ def probe_digest(g: Generation, passphrase: bytes) -> str:
     )
 
 
+_TEMP = "\0rename-temp"  # stands for GNU tar's X temporary in rename chains (never a real name)
+
+
+def _renames(g: Generation, passphrase: bytes | None, digest: str | None) -> list[tuple]:
+    """The directory renames one tar level records, in order, as (src parts, dst parts).
+
+    GNU tar's incremental archives put every directory (dumpdir) member before any file, so
+    reading stops at the first non-directory: the files' data is never decompressed here.
+    """
+    chunks = plain_stream(g.data_path, g.compression, passphrase, digest)
+    out: list[tuple] = []
+    try:
+        for m in TarReader(ChunkReader(chunks), str(g.data_path)):
+            if not m.is_dir:
+                break
+            entries = m.dumpdir or []
+            for (code, name), nxt in zip(entries, entries[1:], strict=False):
+                if code == "R" and nxt[0] == "T":
+                    src = split_member_path(name) if name else [_TEMP]
+                    dst = split_member_path(nxt[1]) if nxt[1] else [_TEMP]
+                    if src and dst:
+                        out.append((src, dst))
+    finally:
+        chunks.close()  # type: ignore[attr-defined]
+    return out
+
+
+def _selections(
+    final: list[list[str]], gens: list[Generation], renames: dict[int, list[tuple]]
+) -> list[list[list[str]]]:
+    """The selected paths as named while each level is applied.
+
+    Paths are given as they are named at the restore date; a directory renamed at level k was
+    named differently in the levels before it, so walk the renames back from the last level.
+    """
+    out: list[list[list[str]]] = [final] * len(gens)
+    cur = final
+    for k in range(len(gens) - 1, -1, -1):
+        out[k] = cur
+        for src, dst in reversed(renames.get(k, [])):
+            cur = [src + sel[len(dst) :] if _under(sel, dst) else sel for sel in cur]
+    return out
+
+
 def _umask() -> int:
     """The process umask without changing it (os.umask() would, briefly, for every thread)."""
     try:
@@ -135,12 +181,19 @@ def restore(
     engine: str | None = None,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    paths: list[str] | None = None,
+    owners: bool | None = None,
 ) -> RestoreResult:
     """Restore ``backup`` (a LegacyBackup or "<host>_<name>") as it was at ``at`` into ``target``.
 
     ``target`` must not exist or be an empty directory. ``at``: datetime, Unix seconds or
-    "YYYY-MM-DDTHH:MM:SS" (UTC); None means the latest generation.
+    "YYYY-MM-DDTHH:MM:SS" (UTC); None means the latest generation. ``paths``: relative paths
+    (as named at ``at``) to restore instead of everything; they keep their place under
+    ``target``. ``owners``: restore owners (default: when running as root).
     """
+    selection = parse_selection(paths) if paths is not None else None
+    if selection == []:
+        raise ValueError("paths is empty: give at least one path, or None for everything")
     if isinstance(backup, str):
         backup = find_backup(discover(container), backup, engine)
     gens = backup.choose(at)
@@ -157,18 +210,27 @@ def restore(
         passphrase = read_passphrase_file(passphrase_file)
     for g in gens:
         digests[g.data_path] = probe_digest(g, passphrase) if g.encrypted else None  # type: ignore[arg-type]
+    per_level: list[list[list[str]] | None] = [None] * len(gens)
+    if selection is not None:
+        renames = {
+            k: _renames(g, passphrase if g.encrypted else None, digests[g.data_path])
+            for k, g in enumerate(gens)
+            if g.engine == "tar" and k > 0
+        }
+        per_level = list(_selections(selection, gens, renames))
 
     target = Path(target).absolute()
     parent = _prepare_target(target)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.legacy-restore-", dir=parent))
     os.chmod(work, 0o777 & ~_umask())  # the root's mode when the archive has no "./" member
-    writer = TreeWriter(str(work), warn)
+    writer = TreeWriter(str(work), warn, owners=owners, selection=per_level[0])
     if progress:
         progress.start(total_bytes=sum(g.size for g in gens), total_files=0)
     counter = (lambda n: progress.advance(bytes=n)) if progress else None
     try:
-        for g in gens:
+        for k, g in enumerate(gens):
             writer.source = str(g.data_path)
+            writer.selection = per_level[k]
             if g.engine == "rsync":
                 rsync.apply(g, writer, counter)
                 continue
@@ -188,6 +250,28 @@ def restore(
             # trailer, and with it the CRC over the whole stream, is checked too.
             for _ in chunks:
                 pass
+            if writer.pending_links:
+                # Selected hard links to files outside the selection: read this level again.
+                again = plain_stream(
+                    g.data_path,
+                    g.compression,
+                    passphrase if g.encrypted else None,
+                    digests[g.data_path],
+                )
+                try:
+                    r2 = TarReader(ChunkReader(again), str(g.data_path))
+                    writer.resolve_links((m, r2.data(m)) for m in r2)
+                finally:
+                    again.close()  # type: ignore[attr-defined]
+        if selection is not None:
+            writer.selection = selection
+            writer.prune()
+            missing = writer.missing_selected()
+            if missing:
+                raise PathNotFound(
+                    f"{backup.engine}/{backup.key}: not in the backup at "
+                    f"{gens[-1].time:%Y-%m-%dT%H:%M:%SZ}: {', '.join(missing)}"
+                )
         writer.finish()
         writer.close()
         if target.is_dir():
@@ -202,4 +286,11 @@ def restore(
     finally:
         if progress:
             progress.finish()
-    return RestoreResult(target, f"{backup.engine}/{backup.key}", gens, writer.stats, backup.notes)
+    return RestoreResult(
+        target,
+        f"{backup.engine}/{backup.key}",
+        gens,
+        writer.stats,
+        backup.notes,
+        None if selection is None else ["/".join(p) for p in selection],
+    )

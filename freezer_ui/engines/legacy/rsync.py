@@ -158,8 +158,10 @@ def apply(g: Generation, writer: TreeWriter, counter: Callable[[int], None] | No
             name=name,
             type=typ,
             mode=stat.S_IMODE(mode),
-            uid=0,
-            gid=0,
+            uid=-1,  # rsyncv2 records owner names only; -1 leaves the id unchanged
+            gid=-1,
+            uname=_text(inode.get("uname", "")),
+            gname=_text(inode.get("gname", "")),
             size=size if typ == b"0" else 0,
             mtime=mtime,
             linkname=_text(h.get("lname", "")),

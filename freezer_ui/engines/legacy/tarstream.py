@@ -53,6 +53,9 @@ class Member:
     size: int
     mtime: int
     linkname: str = ""
+    uname: str = ""  # owner names; restored in preference to the ids when resolvable, as GNU tar
+    gname: str = ""
+    xattrs: dict[str, bytes] | None = None  # pax SCHILY.xattr.* records, values as stored
     devmajor: int = 0
     devminor: int = 0
     # For DUMPDIR members: (code, name) pairs, codes Y/N/D (entries) and R/T/X (renames).
@@ -202,6 +205,7 @@ class TarReader:
         long_name: bytes | None = None
         long_link: bytes | None = None
         pax: dict[str, str] = {}
+        xattrs: dict[str, bytes] = {}
         while True:
             self._skip_pending()
             offset = self._pos
@@ -237,7 +241,7 @@ class TarReader:
             if typeflag in (PAX_LOCAL, PAX_GLOBAL):
                 data = self._read_meta_data(size, MAX_NAME_SIZE, "pax header")
                 if typeflag == PAX_LOCAL:  # global headers only carry defaults we don't use
-                    pax = self._parse_pax(data, offset)
+                    pax, xattrs = self._parse_pax(data, offset)
                 continue
 
             if long_name is not None:
@@ -265,7 +269,17 @@ class TarReader:
                     mtime = int(float(pax["mtime"]))
                 except ValueError:
                     pass  # keep the header's value: a bad pax mtime is not worth failing on
-            pax = {}
+            uid = self._num(h[108:116], "uid", offset)
+            gid = self._num(h[116:124], "gid", offset)
+            try:
+                uid = int(pax.get("uid", uid))
+                gid = int(pax.get("gid", gid))
+            except ValueError:
+                pass  # keep the header's ids, as for mtime
+            uname = pax.get("uname", _decode(_cstr(h[265:297])))
+            gname = pax.get("gname", _decode(_cstr(h[297:329])))
+            member_xattrs = xattrs or None
+            pax, xattrs = {}, {}
             if size < 0:
                 raise CorruptArchive(self.source, f"negative size at tar offset {offset}")
 
@@ -275,11 +289,14 @@ class TarReader:
                 name=name,
                 type=b"0" if typeflag in REGULAR_TYPES else typeflag,
                 mode=self._num(h[100:108], "mode", offset) & 0o7777,
-                uid=self._num(h[108:116], "uid", offset),
-                gid=self._num(h[116:124], "gid", offset),
+                uid=uid,
+                gid=gid,
                 size=size,
                 mtime=mtime,
                 linkname=linkname,
+                uname=uname,
+                gname=gname,
+                xattrs=member_xattrs,
                 offset=offset,
             )
             if typeflag == DUMPDIR:
@@ -325,8 +342,10 @@ class TarReader:
             entries.append((code, _decode(raw[1:])))
         return entries
 
-    def _parse_pax(self, data: bytes, offset: int) -> dict[str, str]:
+    def _parse_pax(self, data: bytes, offset: int) -> tuple[dict[str, str], dict[str, bytes]]:
+        """pax records → (text keywords, xattrs). Xattr values stay bytes: they are binary."""
         out: dict[str, str] = {}
+        xattrs: dict[str, bytes] = {}
         pos = 0
         while pos < len(data):
             if data[pos] == 0:
@@ -342,7 +361,12 @@ class TarReader:
                 raise CorruptArchive(self.source, f"bad pax record at tar offset {offset}")
             record = data[sp + 1 : pos + length]
             key, eq, value = record.rstrip(b"\n").partition(b"=")
-            if eq:
+            if eq and key.startswith(b"SCHILY.xattr."):
+                # the record's own trailing newline is the only one stripped: a value may end in
+                # "\n" itself, and binary values may hold anything
+                raw_value = record[len(key) + 1 :].removesuffix(b"\n")
+                xattrs[_decode(key[len(b"SCHILY.xattr.") :])] = raw_value
+            elif eq:
                 out[key.decode("utf-8", "replace")] = _decode(value)
             pos += length
-        return out
+        return out, xattrs
