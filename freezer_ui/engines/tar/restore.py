@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from freezer_ui.engines.base import OVERWRITE_POLICIES, RestoreResult, TargetError
@@ -19,6 +21,21 @@ from freezer_ui.engines.safepath import SafeTree, UnsafePath, normalize_selectio
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 ZERO_BLOCK = 1024 * 1024
+
+# File contents are written by a pool of threads while this thread walks the item stream:
+# reading a chunk (pread of the pack), opening it (decompression and the id check release
+# the GIL) and writing the file (kernel) overlap across files, and with page caches cold
+# several reads are in flight at once.  The walk itself (mkdir, create, link, lstat) stays
+# in order in this thread, so a worker only ever gets an open file descriptor, never a path
+# or a directory descriptor that the walk may close.
+WRITERS = 4
+# Bound on what is queued for the writers: files and their logical bytes.  A file's data is
+# read chunk by chunk, so memory is about WRITERS x (chunk + read-ahead), not these bytes;
+# the bound keeps open descriptors and the restore's lag behind the walk small.
+MAX_QUEUED_FILES = 64
+MAX_QUEUED_BYTES = 64 << 20
+# Chunks read ahead within one multi-chunk file (each up to 4 MiB of plaintext).
+CHUNK_READ_AHEAD = 3
 
 
 def iter_file_data(repo: Any, item: dict) -> Iterator[bytes]:
@@ -90,6 +107,10 @@ class TarRestore:
         # manifest path -> restored parts, for hard links to an inode already written
         self.written_files: dict[str, tuple[str, ...]] = {}
         self.dirs: list[tuple[tuple[str, ...], dict]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        # (shown path, size, fd, future) of files handed to the writers, oldest first
+        self._queued: deque[tuple[str, int, int, Future[tuple[int, list[str]]]]] = deque()
+        self._queued_bytes = 0
 
     def run(self) -> RestoreResult:
         t0 = time.monotonic()
@@ -106,7 +127,21 @@ class TarRestore:
             raise TargetError(f"cannot use restore target {self.target}: {e.strerror}") from None
         # A shared lock: backups may run alongside, but no prune removes packs under us.
         with tree, self.repo.lock(exclusive=False):
-            self._restore_items(tree, gen.items())
+            with ThreadPoolExecutor(WRITERS, thread_name_prefix="fzui-restore") as pool:
+                self._pool = pool
+                try:
+                    self._restore_items(tree, gen.items())
+                    while self._queued:
+                        self._collect_one()
+                finally:
+                    # After an error: writes not started yet are dropped (their files stay
+                    # empty, as a failed write leaves them), running ones finish; then the
+                    # error goes through.
+                    for _shown, _size, fd, fut in self._queued:
+                        if fut.cancel():
+                            os.close(fd)
+                    self._queued.clear()
+                    self._pool = None
             self._finish_dirs(tree)
         self.result.duration = time.monotonic() - t0
         if self.progress is not None:
@@ -199,15 +234,58 @@ class TarRestore:
 
     def _file(self, parent: int, name: str, parts: tuple[str, ...], item: dict, shown: str) -> None:
         fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+        # Registered now, not when written: a later hard link to this inode may be made
+        # while the content is still being written (it is the same inode).
+        self.written_files[shown] = parts
+        if self._pool is None:
+            written, warnings = self._write_file(fd, item, shown)
+            self._record(written, warnings)
+            return
+        size = int(item.get("size", 0) or 0)
         try:
-            self._write_content(fd, item, shown)
-            self._meta_fd(fd, item, shown)
+            fut = self._pool.submit(self._write_file, fd, item, shown)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._queued.append((shown, size, fd, fut))
+        self._queued_bytes += size
+        while self._queued and (
+            len(self._queued) > MAX_QUEUED_FILES or self._queued_bytes > MAX_QUEUED_BYTES
+        ):
+            self._collect_one()
+
+    def _write_file(self, fd: int, item: dict, shown: str) -> tuple[int, list[str]]:
+        """Content and metadata of a created file, then close it (in a writer thread).
+        Returns the bytes written and the warnings, which the walk's thread records."""
+        warnings: list[str] = []
+        try:
+            written = self._write_content(fd, item, shown)
+            self._meta_fd(fd, item, shown, warnings)
         finally:
             os.close(fd)
-        self.result.files += 1
-        self.written_files[shown] = parts
+        return written, warnings
 
-    def _write_content(self, fd: int, item: dict, shown: str) -> None:
+    def _collect_one(self) -> None:
+        """Wait for the oldest queued file and record its outcome as the walk would have."""
+        shown, size, _fd, fut = self._queued.popleft()
+        self._queued_bytes -= size
+        r = self.result
+        try:
+            written, warnings = fut.result()
+        except OSError as e:
+            r.warnings.append(f"{shown}: {e.strerror or e}")
+        except (ValueError, TypeError, KeyError) as e:  # a malformed item, not a bad chunk
+            r.rejected.append(f"{shown!r}: malformed item: {e}")
+        else:
+            self._record(written, warnings)
+
+    def _record(self, written: int, warnings: list[str]) -> None:
+        r = self.result
+        r.files += 1
+        r.bytes_written += written
+        r.warnings.extend(warnings)
+
+    def _write_content(self, fd: int, item: dict, shown: str) -> int:
         repo = self.repo
         size = int(item.get("size", 0))
         chunks = item.get("chunks") or []
@@ -217,7 +295,9 @@ class TarRestore:
             # Multi-chunk files decrypt ahead in two threads (large chunks amortize the thread
             # handoffs); for small files, measured, threads cost more than they save.
             if len(chunks) > 2:
-                datas: Iterable[bytes] = repo.read_chunks(cid for cid, _ in chunks)
+                datas: Iterable[bytes] = repo.read_chunks(
+                    (cid for cid, _ in chunks), window=CHUNK_READ_AHEAD
+                )
             else:
                 datas = (repo.read_chunk(cid) for cid, _ in chunks)
             for (_cid, n), data in zip(chunks, datas, strict=True):
@@ -244,7 +324,7 @@ class TarRestore:
                     written += len(piece)
         if extents is not None or written != size:
             os.ftruncate(fd, size)
-        self.result.bytes_written += written
+        return written
 
     def _hardlink(
         self,
@@ -282,8 +362,8 @@ class TarRestore:
 
     # -- metadata -----------------------------------------------------------------------------
 
-    def _meta_fd(self, fd: int, item: dict, shown: str) -> None:
-        w = self.result.warnings
+    def _meta_fd(self, fd: int, item: dict, shown: str, warnings: list[str] | None = None) -> None:
+        w = self.result.warnings if warnings is None else warnings
         if self.is_root:
             try:
                 os.fchown(fd, int(item.get("uid", -1)), int(item.get("gid", -1)))
