@@ -39,7 +39,7 @@ def test_file_growing_during_backup(repo, engine, tmp_path: Path, monkeypatch) -
     src.mkdir()
     target = src / "log"
     target.write_bytes(b"x" * 100_000)
-    real_read, real_pread = os.read, os.pread
+    real_read, real_pread, real_preadv = os.read, os.pread, os.preadv
     grown = []
 
     def append_once(fd: int) -> None:
@@ -56,8 +56,13 @@ def test_file_growing_during_backup(repo, engine, tmp_path: Path, monkeypatch) -
         append_once(fd)
         return real_pread(fd, n, off)
 
+    def preadv(fd, buffers, off, *flags):
+        append_once(fd)
+        return real_preadv(fd, buffers, off, *flags)
+
     monkeypatch.setattr(os, "read", read)
     monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(os, "preadv", preadv)
     res = backup(engine, repo, str(src))
     monkeypatch.undo()
     assert grown

@@ -5,8 +5,10 @@ from __future__ import annotations
 import errno
 import gc
 import os
+import queue
 import socket
 import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,9 +38,15 @@ RACY_NS = 1_000_000_000
 
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 READERS = 4  # small-file reader threads: mostly waiting on the disk, not on the GIL
+# Large (and sparse) files are read, chunked and hashed in their own threads (the chunker,
+# BLAKE3 and reads release the GIL), streaming their chunks to the thread that feeds the
+# writer.  Two: one per core, each holding the chunker's buffer (up to 2 x the maximum chunk).
+STREAMERS = 2
+STREAM_QUEUE = 2  # chunks a streamer may have ready before it waits for the writer's thread
 WINDOW = 256  # items in flight between scan and completion
 WINDOW_BYTES = 8 << 20  # and at most this many bytes of small files read ahead
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_END = object()  # end of a streamed file
 
 
 class _Limited:
@@ -60,9 +68,18 @@ class _Limited:
         return data
 
     def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        # straight into the chunker's buffer: no intermediate bytes object to copy
+        if self.left <= 0:
+            return 0
+        view = memoryview(b)
+        if len(view) > self.left:
+            view = view[: self.left]
+        n = os.preadv(self.fd, [view], self.pos)
+        self.pos += n
+        self.left -= n
+        if not n:
+            self.left = 0
+        return n
 
     def readable(self) -> bool:
         return True
@@ -214,24 +231,38 @@ class TarBackup:
     # WINDOW x small-file size plus the writer's queue.
 
     def _items(self, cache: FilesCache, w: Any) -> Iterator[dict]:
-        with ThreadPoolExecutor(READERS, thread_name_prefix="fzui-read") as pool:
+        # Set when this generator stops early (an error, or the writer failed): streamers
+        # waiting for room in their queue give up instead of blocking the pool's shutdown.
+        self._abort = threading.Event()
+        with (
+            ThreadPoolExecutor(READERS, thread_name_prefix="fzui-read") as pool,
+            ThreadPoolExecutor(STREAMERS, thread_name_prefix="fzui-stream") as streamers,
+        ):
+            self._streamers = streamers
             window: deque = deque()
-            ahead = 0  # bytes of small files submitted to the readers and not completed
-            for entry in self._scan(cache, w, pool):
-                job = entry[1]
-                n = job[3].st_size if job is not None and job[0] == "read" else 0
-                window.append((entry, n))
-                ahead += n
-                while window and (len(window) >= WINDOW or ahead > WINDOW_BYTES):
-                    done, n = window.popleft()
-                    ahead -= n
-                    item = self._complete(done, w, cache)
+            ahead = 0  # bytes read ahead by readers and streamers and not completed
+            try:
+                for entry in self._scan(cache, w, pool):
+                    job = entry[1]
+                    n = 0
+                    if job is not None and job[0] == "read":
+                        n = job[3].st_size
+                    elif job is not None and job[0] == "stream":
+                        n = min(job[3].st_size, STREAM_QUEUE * self.small_file)
+                    window.append((entry, n))
+                    ahead += n
+                    while window and (len(window) >= WINDOW or ahead > WINDOW_BYTES):
+                        done, n = window.popleft()
+                        ahead -= n
+                        item = self._complete(done, w, cache)
+                        if item is not None:
+                            yield item
+                while window:
+                    item = self._complete(window.popleft()[0], w, cache)
                     if item is not None:
                         yield item
-            while window:
-                item = self._complete(window.popleft()[0], w, cache)
-                if item is not None:
-                    yield item
+            finally:
+                self._abort.set()
 
     def _scan(self, cache: FilesCache, w: Any, pool: ThreadPoolExecutor):
         owners = self.owners
@@ -309,10 +340,9 @@ class TarBackup:
                 return None
         if st.st_size <= self.small_file and not (st.st_blocks * 512 < st.st_size):
             return ("read", pool.submit(self._slurp, abspath, rel, st.st_dev), rel, st)
-        if not self._read(item, rel, abspath, st, w, cache):
-            self._failed.add(id(item))
-            return False
-        return None
+        out: queue.Queue = queue.Queue(STREAM_QUEUE)
+        self._streamers.submit(self._stream, abspath, rel, st, out)
+        return ("stream", out, rel, st)
 
     def _complete(self, entry: tuple, w: Any, cache: FilesCache) -> dict | None:
         item, job = entry
@@ -329,6 +359,23 @@ class TarBackup:
                     return None
                 chunks = [_ref(w.add_chunk(data, cid))] if data else []
                 self._finish_read(item, rel, st, chunks, None, xattrs, end, len(data), cache)
+            elif job[0] == "stream":
+                _, out, rel, st = job
+                chunks = []
+                total = 0
+                while True:
+                    msg = out.get()
+                    if type(msg) is tuple:
+                        data, cid = msg
+                        chunks.append(_ref(w.add_chunk(data, cid)))
+                        total += len(data)
+                        continue
+                    break
+                if msg is None:  # unreadable or vanished: the streamer has warned
+                    self._failed.add(id(item))
+                    return None
+                extents, xattrs, end = msg
+                self._finish_read(item, rel, st, chunks, extents, xattrs, end, total, cache)
             else:
                 _, first, rel, abspath, st = job
                 if id(first) in self._failed:
@@ -366,9 +413,55 @@ class TarBackup:
             os.close(fd)
         return data, self.repo.chunk_id(data) if data else None, xattrs, end
 
+    def _stream(self, abspath: str, rel: str, st: os.stat_result, out: queue.Queue) -> None:
+        """Streamer thread: read a large or sparse file, cut it into content-defined chunks
+        and hash them here; put ``(data, chunk id)`` per chunk on ``out``, then
+        ``[extents, xattrs, stat after reading]``, or ``None`` (after a warning) if the file
+        cannot be read.  The thread that feeds the writer takes them in walk order."""
+
+        def put(msg: Any) -> bool:
+            while True:
+                try:
+                    out.put(msg, timeout=0.2)
+                    return True
+                except queue.Full:
+                    if self._abort.is_set():
+                        return False
+
+        try:
+            fd = _open_for_read(abspath)
+        except OSError as e:
+            if e.errno != errno.ENOENT:  # vanished between listing and open: not backed up
+                self.warnings.add(f"{rel}: cannot read: {e.strerror}")
+            put(None)
+            return
+        try:
+            size = st.st_size
+            extents = None
+            if size > 0 and st.st_blocks * 512 < size:
+                extents = data_extents(fd, size)
+            spans = [(0, 1 << 62)] if extents is None else extents
+            chunk_id = self.repo.chunk_id
+            for off, length in spans:
+                for data in self.repo.cdc_chunks(_Limited(fd, off, length)):
+                    if not put((data, chunk_id(data))):
+                        return
+            xattrs = read_xattrs(fd, rel, st.st_dev, self.warnings)
+            end = os.fstat(fd)
+        except OSError as e:
+            self.warnings.add(f"{rel}: read error: {e.strerror}")
+            put(None)
+            return
+        except BaseException:
+            put(None)  # never leave the writer's thread waiting for this file
+            raise
+        finally:
+            os.close(fd)
+        put([extents, xattrs, end])
+
     def _read(self, item, rel, abspath, st, w: Any, cache: FilesCache) -> bool:
-        """Read and chunk one file in this thread (large or sparse files). ``False`` (with a
-        warning) if it cannot be read."""
+        """Read and chunk one file in this thread (a hard link whose first path could not be
+        read). ``False`` (with a warning) if it cannot be read."""
         try:
             fd = _open_for_read(abspath)
         except OSError as e:
