@@ -17,6 +17,12 @@ Targets (printed pass/fail, never asserted: benchmarks are not tests): every ste
 
 Also, unless --quick or --no-scaling: ours and restic first backups at 0.5x and 2x the corpus,
 to show whether peak RSS stays flat with data size.
+
+With --repeat N every step of every tool runs N times and the report shows the median (time,
+CPU, peak RSS) with the spread (min-max), so one noisy run does not decide pass/fail.  A
+repeated `first` starts each time from a fresh repository; a repeated `mutated` from a copy of
+the tool's state taken before the mutated step (repository and caches); `unchanged` and
+`restore` simply run again (every restore is verified).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from bench import corpus
 from bench.tools import PEERS, TOOLS, Cmd, Tool
@@ -152,6 +160,34 @@ def fmt_mb(n: float | None) -> str:
     return "–" if n is None else f"{n / 1e6:,.1f}"
 
 
+def combine_runs(runs: list[dict]) -> dict:
+    """One result from the repeats of a step: medians of time, sync, CPU and peak RSS over
+    the successful runs, every run's time kept (``times``) for the spread; the step failed
+    if any run failed, and a restore verifies only if every run verified."""
+    ok = [r for r in runs if r["rc"] == 0]
+    out = dict(runs[-1])
+    out["runs"] = len(runs)
+    out["times"] = [r["time"] for r in runs]
+    failed = [r for r in runs if r["rc"] != 0]
+    if failed:
+        out.update({k: failed[0][k] for k in ("rc", "timeout", "stderr")})
+    if ok:
+        for key in ("time", "sync", "cpu", "rss_mb"):
+            out[key] = statistics.median(r[key] for r in ok)
+    verifies = [r["verify"] for r in runs if "verify" in r]
+    if verifies:
+        out["verify"] = next((v for v in verifies if not v["ok"]), verifies[-1])
+    # stored bytes: the last run's (the state the next step starts from)
+    return out
+
+
+def fmt_spread(r: dict) -> str:
+    times = r.get("times") or []
+    if len(times) < 2:
+        return ""
+    return f"{min(times):.1f}–{max(times):.1f}"
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -160,26 +196,70 @@ class Bench:
         self.notes: list[str] = []
         self.cache_drop = None
 
-    def _step(self, tool: Tool, step: str, cmd: Cmd, scale: float) -> dict:
-        dropped = drop_caches()
-        if self.cache_drop is None:
-            self.cache_drop = dropped
-        before = stored_bytes(tool.repo)
-        log(f"{tool.name:9s} {step:10s} running ...")
-        r = run_cmd(cmd, os.path.join(self.work, "logs", f"{tool.name}-{step}-{scale}"))
-        after = stored_bytes(tool.repo)
-        r.update(tool=tool.name, step=step, scale=scale, stored=after, delta=after - before)
-        r["parsed"] = tool.parse(step, r.pop("stdout")) if r["rc"] == 0 else {}
-        status = "ok" if r["rc"] == 0 else ("TIMEOUT" if r["timeout"] else f"FAIL rc={r['rc']}")
-        log(
-            f"{tool.name:9s} {step:10s} {status}: {r['time']:.1f}s (+{r['sync']:.1f}s sync) "
-            f"cpu {r['cpu']:.1f}s rss {r['rss_mb']:.0f} MB stored {fmt_mb(after)} MB "
-            f"(+{fmt_mb(r['delta'])})"
-        )
-        if r["rc"] != 0:
-            log(f"    stderr: {r['stderr'][-300:]}")
+    def _step(
+        self,
+        tool: Tool,
+        step: str,
+        cmd: Cmd,
+        scale: float,
+        *,
+        reset: Callable[[], None] | None = None,
+        verify: Callable[[], dict] | None = None,
+    ) -> dict:
+        """Run one step ``--repeat`` times; ``reset`` restores the state before a repeat,
+        ``verify`` checks a restore after each run.  The result holds the medians."""
+        runs = []
+        for i in range(self.args.repeat):
+            if i and reset is not None:
+                reset()
+            dropped = drop_caches() if not self.args.keep_caches else False
+            if self.cache_drop is None:
+                self.cache_drop = dropped
+            before = stored_bytes(tool.repo)
+            n = f" #{i + 1}" if self.args.repeat > 1 else ""
+            log(f"{tool.name:9s} {step:10s}{n} running ...")
+            log_name = f"{tool.name}-{step}-{scale}" + (f"-{i + 1}" if i else "")
+            r = run_cmd(cmd, os.path.join(self.work, "logs", log_name))
+            after = stored_bytes(tool.repo)
+            r.update(tool=tool.name, step=step, scale=scale, stored=after, delta=after - before)
+            r["parsed"] = tool.parse(step, r.pop("stdout")) if r["rc"] == 0 else {}
+            status = "ok" if r["rc"] == 0 else ("TIMEOUT" if r["timeout"] else f"FAIL rc={r['rc']}")
+            log(
+                f"{tool.name:9s} {step:10s}{n} {status}: {r['time']:.1f}s "
+                f"(+{r['sync']:.1f}s sync) cpu {r['cpu']:.1f}s rss {r['rss_mb']:.0f} MB "
+                f"stored {fmt_mb(after)} MB (+{fmt_mb(r['delta'])})"
+            )
+            if r["rc"] != 0:
+                log(f"    stderr: {r['stderr'][-300:]}")
+            if verify is not None and r["rc"] == 0:
+                r["verify"] = verify()
+            runs.append(r)
+        r = combine_runs(runs)
         self.results.append(r)
         return r
+
+    def _reset_first(self, tool: Tool) -> Callable[[], None]:
+        """Before a repeated first backup: a fresh, empty repository (and caches)."""
+
+        def reset() -> None:
+            tool.finish()
+            discard(tool.work, self.work)
+            tool.prepare(log)
+
+        return reset
+
+    def _reset_to_snapshot(self, tool: Tool) -> Callable[[], None]:
+        """Copy the tool's whole state now; the returned function puts that copy back."""
+        snap = os.path.join(self.work, "snapshots", tool.name)
+        shutil.rmtree(snap, ignore_errors=True)
+        os.makedirs(os.path.dirname(snap), exist_ok=True)
+        subprocess.run(["cp", "-a", tool.work, snap], check=True)
+
+        def reset() -> None:
+            discard(tool.work, self.work)
+            subprocess.run(["cp", "-a", snap, tool.work], check=True)
+
+        return reset
 
     def pin_ours(self) -> None:
         """Benchmark one commit of freezer_ui: `git archive` it into the work dir (the engine
@@ -233,13 +313,21 @@ class Bench:
                     for t in tools:
                         if t.name == "ours-enc" and step != "first":
                             continue
-                        self._step(t, step, t.backup(step), a.scale)
+                        reset = self._reset_first(t) if step == "first" else None
+                        self._step(t, step, t.backup(step), a.scale, reset=reset)
             if "mutated" in a.steps:
+                resets = {}
+                if a.repeat > 1:
+                    for t in tools:
+                        if t.name != "ours-enc":
+                            resets[t.name] = self._reset_to_snapshot(t)
                 self.mutation = corpus.mutate(src, seed=a.seed)
                 log(f"mutation: {json.dumps(self.mutation)}")
                 for t in tools:
                     if t.name != "ours-enc":
-                        self._step(t, "mutated", t.backup("mutated"), a.scale)
+                        self._step(
+                            t, "mutated", t.backup("mutated"), a.scale, reset=resets.get(t.name)
+                        )
             if "restore" in a.steps:
                 log("hashing the source tree for restore verification")
                 expected = corpus.hash_tree(src)
@@ -249,13 +337,22 @@ class Bench:
                     target = os.path.join(self.work, "restore", t.name)
                     discard(target, self.work)
                     os.makedirs(target)
-                    r = self._step(t, "restore", t.restore(target), a.scale)
-                    r["verify"] = corpus.compare_trees(expected, corpus.hash_tree(target))
-                    v = r["verify"]
-                    log(
-                        f"    verify {t.name}: {'OK' if v['ok'] else 'MISMATCH'} "
-                        f"missing={v['missing']} extra={v['extra']} content={v['content']} "
-                        f"perms={v['perms']} {v['examples'][:2]}"
+
+                    def fresh_target(target=target) -> None:
+                        discard(target, self.work)
+                        os.makedirs(target)
+
+                    def verify(t=t, target=target) -> dict:
+                        v = corpus.compare_trees(expected, corpus.hash_tree(target))
+                        log(
+                            f"    verify {t.name}: {'OK' if v['ok'] else 'MISMATCH'} "
+                            f"missing={v['missing']} extra={v['extra']} content={v['content']} "
+                            f"perms={v['perms']} {v['examples'][:2]}"
+                        )
+                        return v
+
+                    self._step(
+                        t, "restore", t.restore(target), a.scale, reset=fresh_target, verify=verify
                     )
                     discard(target, self.work)
         finally:
@@ -275,7 +372,7 @@ class Bench:
                     continue
                 t = TOOLS[name](os.path.join(self.work, f"tools-{scale}"), src)
                 t.prepare(log)
-                self._step(t, "first", t.backup("first"), scale)
+                self._step(t, "first", t.backup("first"), scale, reset=self._reset_first(t))
                 if "unchanged" in self.args.steps:
                     self._step(t, "unchanged", t.backup("unchanged"), scale)
                 discard(t.work, self.work)
@@ -297,7 +394,8 @@ class Bench:
                 f"import cProfile, sys; sys.argv = {args!r}; "
                 f"from freezer_ui.cli.main import main; cProfile.run('main()', {prof!r})"
             )
-            drop_caches()
+            if not self.args.keep_caches:
+                drop_caches()
             log(f"profiling ours {step}")
             run_cmd(
                 Cmd([sys.executable, "-c", code], cmd.cwd, cmd.env),
@@ -359,17 +457,24 @@ class Bench:
             + (
                 "yes (`sync; echo 3 > /proc/sys/vm/drop_caches` as root)."
                 if self.cache_drop
-                else "**NO** (not permitted here): steps after the first read from a warm cache."
+                else (
+                    "**NO** (--keep-caches): every step reads from a warm cache."
+                    if a.keep_caches
+                    else "**NO** (not permitted here): steps after the first read warm caches."
+                )
             )
         )
         vers = ", ".join(f"{k} {v}" for k, v in getattr(self, "versions", {}).items())
         vers += f"; ours = freezer_ui at commit {getattr(self, 'ours_commit', '?')}"
         add(f"Versions: {vers}.")
         add("")
+        rep = a.repeat > 1
         table = [
-            "| step | tool | time s | +sync s | CPU s | peak RSS MB | stored MB | Δ stored MB "
+            "| step | tool | time s"
+            + (f" (median of {a.repeat}) | spread s" if rep else "")
+            + " | +sync s | CPU s | peak RSS MB | stored MB | Δ stored MB "
             "| ours ÷ best peer (time) | notes |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            "|---|---|---:|" + ("---:|" if rep else "") + "---:|---:|---:|---:|---:|---:|---|",
         ]
         targets: list[str] = []
         for step in STEPS:
@@ -397,8 +502,10 @@ class Bench:
                 p = r.get("parsed") or {}
                 if r["tool"].startswith("ours") and p.get("new_bytes") is not None:
                     note += f" new bytes (tool) {fmt_mb(p['new_bytes'])} MB"
+                spread = f" {fmt_spread(r)} |" if rep else ""
                 table.append(
-                    f"| {step} | {TOOLS[r['tool']].label} | {r['time']:.1f} | {r['sync']:.1f} "
+                    f"| {step} | {TOOLS[r['tool']].label} | {r['time']:.1f} |{spread} "
+                    f"{r['sync']:.1f} "
                     f"| {r['cpu']:.1f} | {r['rss_mb']:.0f} "
                     f"| {fmt_mb(r['stored']) if step != 'restore' else '–'} "
                     f"| {fmt_mb(r['delta']) if step != 'restore' else '–'} | {ratio} "
@@ -433,7 +540,11 @@ class Bench:
                 )
         lines += table
         add("")
-        add("Targets (ours vs peers in this run; pass/fail, not asserted):")
+        add(
+            "Targets (ours vs peers in this run"
+            + (f", medians of {a.repeat} runs" if a.repeat > 1 else "")
+            + "; pass/fail, not asserted):"
+        )
         add("")
         lines += targets or ["- ours not run: no targets evaluated"]
         scal = [r for r in self.results if r["scale"] != sc or False]
@@ -558,7 +669,20 @@ def main(argv=None) -> int:
     )
     p.add_argument("--work", default=os.path.join(HERE, "work"))
     p.add_argument("--no-docs", action="store_true", help="do not update docs/performance.md")
+    p.add_argument(
+        "--keep-caches",
+        action="store_true",
+        help="do not drop page caches (a shared machine): timings are warm-cache",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per step per tool; the report shows medians and the spread",
+    )
     a = p.parse_args(argv)
+    if a.repeat < 1:
+        p.error("--repeat must be at least 1")
     a.tools = [t for t in a.tools.split(",") if t]
     a.steps = [s for s in a.steps.split(",") if s]
     for t in a.tools:
@@ -598,6 +722,7 @@ def main(argv=None) -> int:
     # Only a complete default run replaces bench/results/<date>.md and the docs block.
     official = (
         not a.quick
+        and not a.keep_caches
         and a.scale == 1.0
         and list(a.steps) == list(STEPS)
         and {"ours", "restic", "borg", "freezer"} <= set(a.tools)
