@@ -4,6 +4,8 @@
     python -m freezer_ui.engines.legacy restore CONTAINER BACKUP --target DIR
         [--at YYYY-MM-DDTHH:MM:SS] [--passphrase-file F] [--engine tar]
         [--path REL ...] [--no-owners]
+    python -m freezer_ui.engines.legacy import CONTAINER BACKUP --repo URL
+        [--passphrase-file F] [--repo-passphrase-file F] [--engine tar] [--work-dir DIR]
 
 BACKUP is ``<host>_<name>`` as in the container's paths (or the backup name alone when it is
 unambiguous). Dates are UTC, as freezer 19.0's --restore-from-date. Exit status: 0 on success,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -79,11 +82,52 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+REPO_PASSPHRASE_ENV = "FREEZER_UI_PASSPHRASE"  # as the rest of freezer-ui-agent's commands
+
+
+def _import(args: argparse.Namespace) -> int:
+    from freezer_ui.repository import Repository, RepositoryError
+    from freezer_ui.storage.registry import get_storage
+
+    from .importer import import_backup
+
+    passphrase = os.environ.get(REPO_PASSPHRASE_ENV) or None
+    if args.repo_passphrase_file:
+        # As the other commands read it: the whole file, one trailing newline dropped; never
+        # from argv, where ps would show it.
+        with open(args.repo_passphrase_file, encoding="utf-8") as f:
+            passphrase = f.read().rstrip("\r\n")
+    backup = find_backup(discover(args.container), args.backup, args.engine)
+    try:
+        repo = Repository.open(get_storage(args.repo), passphrase=passphrase)
+    except RepositoryError as e:
+        print(f"error: repository {args.repo}: {e}", file=sys.stderr)
+        return 1
+    res = import_backup(
+        args.container,
+        backup,
+        repo,
+        passphrase_file=args.passphrase_file,
+        work_dir=args.work_dir,
+        log=lambda m: print(f"  {m}"),
+    )
+    print(
+        f"{res.backup} -> {args.repo}: {len(res.new)} generations imported, "
+        f"{len(res.skipped)} already there"
+    )
+    for i in res.imported:
+        for w in i.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    for n in res.notes:
+        print(f"  note: {n}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m freezer_ui.engines.legacy",
-        description="List and restore backups written by the upstream Freezer agent (tar engine, "
-        "local storage layout).",
+        description="List, restore and import backups written by the upstream Freezer agent "
+        "(tar and rsyncv2 engines, local storage layout).",
     )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("ls", help="list backups, chains and generations")
@@ -106,9 +150,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-owners", action="store_true", help="do not restore owners (default: when root)"
     )
     p.set_defaults(func=_restore)
+    p = sub.add_parser(
+        "import",
+        help="convert a backup into generations of a freezer-ui repository (one per level)",
+    )
+    p.add_argument("container")
+    p.add_argument("backup", help="<host>_<name>, or the backup name alone")
+    p.add_argument("--repo", required=True, help="URL (or local path) of an existing repository")
+    p.add_argument("--passphrase-file", help="the file given to freezer's --encrypt-pass-file")
+    p.add_argument(
+        "--repo-passphrase-file",
+        help=f"the repository's passphrase (default: ${REPO_PASSPHRASE_ENV})",
+    )
+    p.add_argument("--engine", help="engine directory (tar, rsync) when a name is ambiguous")
+    p.add_argument("--work-dir", help="where each legacy state is materialised (default: $TMPDIR)")
+    p.set_defaults(func=_import)
     args = ap.parse_args(argv)
     try:
         return args.func(args)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (LegacyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
