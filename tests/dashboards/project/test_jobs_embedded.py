@@ -95,17 +95,43 @@ class EmbeddedJobsTests(helpers.TestCase):
         self.assertEqual(session["schedule"]["schedule_interval"], "1 days")
         sid = session["session_id"]
 
-        res = self.client.post(
-            reverse("horizon:project:freezer_sessions:add_job", args=[sid]),
-            {"job_id": job["job_id"]},
+        add_url = reverse("horizon:project:freezer_sessions:add_job", args=[sid])
+        res = self.client.get(add_url)
+        # The job repeats every 6 hours, the session every day: the list and the page say so.
+        self.assertContains(res, "Nightly /etc (own schedule: Every 6 hours)")
+        self.assertContains(res, "its own schedule is replaced")
+        self.assertEqual(self.store.jobs.get(job["job_id"])["job_schedule"]["schedule_interval"],
+                         "6 hours")  # fmt: skip
+        res = self.client.post(add_url, {"job_id": job["job_id"]}, follow=True)
+        messages = [str(m) for m in res.context["messages"]]
+        self.assertIn(
+            'Added "Nightly /etc" to the session "Web nodes". Its own schedule (Every 6 hours) '
+            "was replaced by the session's (Every day).",
+            messages,
         )
-        self.assertNoFormErrors(res)
         self.assertIn(job["job_id"], self.store.sessions.get(sid)["jobs"])
+        # freezer-api's rule: the job now carries the session's schedule.
+        self.assertEqual(self.store.jobs.get(job["job_id"])["job_schedule"]["schedule_interval"],
+                         "1 days")  # fmt: skip
         res = self.client.get(reverse("horizon:project:freezer_sessions:index"))
         self.assertContains(res, f"/project/freezer_sessions/{sid}/remove_job/")
 
-        self.client.post(
-            reverse("horizon:project:freezer_sessions:remove_job", args=[sid]),
-            {"job_id": job["job_id"]},
-        )
+        remove_url = reverse("horizon:project:freezer_sessions:remove_job", args=[sid])
+        self.assertContains(self.client.get(remove_url), "is not restored")
+        self.client.post(remove_url, {"job_id": job["job_id"]})
         self.assertNotIn(job["job_id"], self.store.sessions.get(sid).get("jobs") or {})
+
+    def test_a_job_on_the_sessions_schedule_needs_no_confirmation(self):
+        self.client.post(CREATE_URL, form_data(interval_number="1", interval_unit="days",
+                                               start_date=""))  # fmt: skip
+        (job,) = self.store.jobs.list(limit=10)
+        sid = self.store.sessions.create({"description": "Daily", "schedule": {
+            "schedule_interval": "1 days"}})  # fmt: skip
+        add_url = reverse("horizon:project:freezer_sessions:add_job", args=[sid])
+        self.assertNotContains(self.client.get(add_url), "own schedule:")
+        res = self.client.post(add_url, {"job_id": job["job_id"]}, follow=True)
+        self.assertIn(job["job_id"], self.store.sessions.get(sid)["jobs"])
+        self.assertIn(
+            "Added the job to the session; it runs on the session's schedule.",
+            [str(m) for m in res.context["messages"]],
+        )

@@ -4,6 +4,7 @@ from horizon import exceptions, forms, messages
 from freezer_ui.api import exceptions as api_exceptions
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.dashboards import forms as dashboard_forms
+from freezer_ui.dashboards import utils
 
 
 class CreateSessionForm(dashboard_forms.ScheduleForm):
@@ -41,6 +42,29 @@ class CreateSessionForm(dashboard_forms.ScheduleForm):
         return True
 
 
+# The job_schedule keys that say when a job runs (status, event and times say what it does).
+WHEN_KEYS = (
+    "schedule_interval", "schedule_start_date", "schedule_end_date", "schedule_date",
+    "schedule_year", "schedule_month", "schedule_day", "schedule_week", "schedule_day_of_week",
+    "schedule_hour", "schedule_minute", "schedule_second",
+)  # fmt: skip
+
+
+def when(schedule):
+    """The part of a schedule that says when the job runs."""
+    return {key: schedule[key] for key in WHEN_KEYS if (schedule or {}).get(key)}
+
+
+def overridden(job, session):
+    """Whether adding ``job`` to ``session`` replaces a schedule of the job's own.
+
+    freezer-api (and the embedded store) copy the session's schedule over the job's when the
+    job joins: a job that had its own, different schedule loses it.
+    """
+    own = when(job.job_schedule)
+    return bool(own) and own != when(session.schedule)
+
+
 class SessionJobForm(forms.SelfHandlingForm):
     """Pick one job of the project for a session (base of add and remove)."""
 
@@ -50,6 +74,7 @@ class SessionJobForm(forms.SelfHandlingForm):
         # The session as loaded by the view from the URL's ID.
         self.session = kwargs.pop("session")
         super().__init__(request, *args, **kwargs)
+        self.jobs = {}
         self.fields["job_id"].choices = self._choices(request)
 
     def _choices(self, request):
@@ -58,10 +83,14 @@ class SessionJobForm(forms.SelfHandlingForm):
         except Exception:
             exceptions.handle(request, _("Unable to retrieve the jobs."))
             return [("", _("The list of jobs could not be retrieved"))]
-        choices = [(job.id, job.description or job.id) for job in jobs if self.offer(job)]
+        self.jobs = {job.id: job for job in jobs if self.offer(job)}
+        choices = [(job.id, self.label(job)) for job in self.jobs.values()]
         if not choices:
             return [("", self.nothing_to_pick)]
         return [("", _("Select a job"))] + choices
+
+    def label(self, job):
+        return job.description or job.id
 
 
 class AddJobForm(SessionJobForm):
@@ -70,13 +99,44 @@ class AddJobForm(SessionJobForm):
     def offer(self, job):
         return job.id not in self.session.jobs
 
+    def label(self, job):
+        name = job.description or job.id
+        if overridden(job, self.session):
+            # Said in the list already, before the user picks: this job has its own schedule.
+            return _("%(name)s (own schedule: %(schedule)s)") % {
+                "name": name,
+                "schedule": utils.schedule_display(job.schedule_interval),
+            }
+        return name
+
     def handle(self, request, data):
+        job = self.jobs.get(data["job_id"])
         try:
             api_freezer.session_add_job(request, self.session.id, data["job_id"])
         except Exception:
             exceptions.handle(request, _("Unable to add the job to the session."))
             return False
-        messages.success(request, _("Added the job to the session."))
+        if job is not None and overridden(job, self.session):
+            # The list said so before the pick; the message says what was replaced.
+            messages.warning(
+                request,
+                _(
+                    'Added "%(job)s" to the session "%(session)s". Its own schedule (%(own)s) '
+                    "was replaced by the session's (%(session_schedule)s)."
+                )
+                % {
+                    "job": job.description or job.id,
+                    "own": utils.schedule_display(job.schedule_interval),
+                    "session": self.session.description or self.session.id,
+                    "session_schedule": utils.schedule_display(
+                        self.session.schedule.get("schedule_interval")
+                    ),
+                },
+            )
+        else:
+            messages.success(
+                request, _("Added the job to the session; it runs on the session's schedule.")
+            )
         return True
 
 
@@ -92,5 +152,8 @@ class RemoveJobForm(SessionJobForm):
         except Exception:
             exceptions.handle(request, _("Unable to remove the job from the session."))
             return False
-        messages.success(request, _("Removed the job from the session."))
+        messages.success(
+            request,
+            _("Removed the job from the session. It is stopped: edit it to give it a schedule."),
+        )
         return True

@@ -58,7 +58,11 @@ class SessionJobView(forms.ModalFormView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["session"] = self.get_session()
+        session = self.get_session()
+        context["session"] = session
+        context["session_schedule"] = utils.schedule_display(
+            (session.schedule or {}).get("schedule_interval")
+        )
         context["submit_url"] = reverse(self.url_name, args=(self.kwargs["session_id"],))
         return context
 
