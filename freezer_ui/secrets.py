@@ -203,8 +203,9 @@ class MasterKey:
             except FileNotFoundError:
                 if not create:
                     raise SecretKeyError(
-                        f"secret key file {path} does not exist (FREEZER_UI_SECRET_KEY_FILE); "
-                        "restore it from your backup of the key file"
+                        f"secret key file {path} does not exist (FREEZER_UI_SECRET_KEY_FILE): "
+                        "restore it from your backup of the key file (a new key is made only "
+                        "when the first secret is stored)"
                     ) from None
                 try:
                     return cls._generate(path)
