@@ -471,12 +471,10 @@ class Agent:
             # requested meanwhile stays pending and runs once that run has ended.
             return False
         if event in ("stop", "abort"):
-            self.store.cas_schedule(
+            self.store.update_if(
                 job_id,
-                lambda s: (
-                    (s.get("event") or "") == event and s.get("status") == schedule.get("status")
-                ),
-                lambda s: s.update(status="stop", event=""),
+                {"event": event, "status": schedule.get("status")},
+                {"status": "stop", "event": ""},
             )
             return False
         if status in ("stop", "removed") and event != "start":
@@ -489,18 +487,16 @@ class Agent:
             except sched.ScheduleError as e:
                 return self._refuse_schedule(job, str(e))
             if when is None:
-                self.store.cas_schedule(
-                    job_id,
-                    lambda s: s.get("status") == schedule.get("status") and not s.get("event"),
-                    lambda s: s.update(status="completed"),
+                self.store.update_if(
+                    job_id, {"status": schedule.get("status"), "event": ""}, {"status": "completed"}
                 )
                 return False
             if when > now:
                 if status != "scheduled":
-                    self.store.cas_schedule(
+                    self.store.update_if(
                         job_id,
-                        lambda s: s.get("status") == schedule.get("status") and not s.get("event"),
-                        lambda s: s.update(status="scheduled"),
+                        {"status": schedule.get("status"), "event": ""},
+                        {"status": "scheduled"},
                     )
                 return False
         return self._claim_and_run(job, now)
@@ -523,10 +519,10 @@ class Agent:
                 "log": log.lines,
             }
         )
-        self.store.cas_schedule(
+        self.store.update_if(
             job["job_id"],
-            lambda s: s.get("status") == (job.get("job_schedule") or {}).get("status"),
-            lambda s: s.update(status="stop", result="fail", time_ended=now),
+            {"status": (job.get("job_schedule") or {}).get("status")},
+            {"status": "stop", "result": "fail", "time_ended": now},
         )
         return False
 
@@ -564,24 +560,23 @@ class Agent:
         seen = job.get("job_schedule") or {}
         started = int(time.time())
 
-        def still_as_seen(s: dict[str, Any]) -> bool:
-            return (
-                not in_progress(s)
-                and (s.get("status") or "") == (seen.get("status") or "")
-                and (s.get("event") or "") == (seen.get("event") or "")
-                and s.get("time_started") == seen.get("time_started")
-            )
-
-        def claim(s: dict[str, Any]) -> None:
-            s.update(
-                status="running",
-                result="",
-                time_started=started,
-                current_pid=os.getpid(),
-                event="",  # a start event is consumed by this run
-            )
-
-        claimed = self.store.cas_schedule(job_id, still_as_seen, claim)
+        # The claim: only if the job is still exactly as we read it (not claimed meanwhile,
+        # no new event, same run times), it becomes ours.  One winner among racing agents.
+        expect = {
+            key: seen.get(key)
+            for key in ("status", "event", "time_started", "time_ended", "current_pid")
+        }
+        claimed = self.store.update_if(
+            job_id,
+            expect,
+            {
+                "status": "running",
+                "result": "",
+                "time_started": started,
+                "current_pid": os.getpid(),
+                "event": "",  # a start event is consumed by this run
+            },
+        )
         if claimed is None:
             return False  # another agent claimed it first, or the job changed: next poll
         self._run(job, claimed, started)

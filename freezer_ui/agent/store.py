@@ -1,13 +1,12 @@
 """The agent's view of the API: its jobs, atomic claims, reports, and a spool for outages.
 
 Everything goes through :class:`freezer_ui.api.client.FreezerClient`, so the agent runs the
-same against the embedded transport and a real freezer-api.  Two things the client does not
-offer are built here:
+same against the embedded transport and a real freezer-api:
 
-* **compare-and-set on a job's schedule** (:meth:`AgentStore.cas_schedule`).  On the embedded
-  transport it is one conditional ``UPDATE ... WHERE id = ? AND updated_at = <as read>``: the
-  row count says whether we won, on sqlite and PostgreSQL alike, so two agents never both move
-  a job to ``running``.  freezer-api has no conditional update: on the remote transport it is
+* **compare-and-set on a job's schedule** goes through the transport contract's
+  ``job_update_if`` (:meth:`AgentStore.update_if`).  On the embedded transport it is one
+  conditional ``UPDATE``: of two agents that both see a job due, exactly one moves it to
+  ``running``.  freezer-api has no conditional update: on the remote transport it is
   read-check-write, and the guarantee comes from ownership instead (only the agent registered
   as the job's ``client_id`` runs it).  docs/agent.md states this limit.
 * **a spool** (:class:`Spool`): final reports (job status/result, backup records) that could
@@ -17,12 +16,10 @@ offer are built here:
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from freezer_ui.api.client import FreezerClient
@@ -108,70 +105,28 @@ class AgentStore:
     def register(self, info: dict[str, Any]) -> str:
         return self.client.clients.create(info)
 
-    def cas_schedule(
-        self,
-        job_id: str,
-        expect: Callable[[Schedule], bool],
-        mutate: Callable[[Schedule], None],
+    def update_if(
+        self, job_id: str, expect: dict[str, Any], patch: dict[str, Any]
     ) -> Schedule | None:
-        """Apply ``mutate`` to the job's schedule if ``expect`` holds for it, atomically where
-        the transport allows.  Returns the new schedule, or None when ``expect`` failed."""
-        transport = self.client.transport
-        if type(transport).__module__ == "freezer_ui.api.transports.embedded":
-            return self._cas_embedded(job_id, expect, mutate)
-        job = self.get_job(job_id)
-        schedule = copy.deepcopy(job.get("job_schedule") or {})
-        if not expect(schedule):
-            return None
-        mutate(schedule)
-        # Not atomic: freezer-api cannot compare-and-set (see the module docstring).
-        self.client.jobs.update(job_id, {"job_schedule": schedule})
-        return schedule
+        """Compare-and-set on the job's schedule (the transport's ``job_update_if``): the new
+        schedule, or None when the job is no longer in the ``expect``-ed state."""
+        return self.client.jobs.update_if(job_id, expect, patch)
 
-    def _cas_embedded(
-        self,
-        job_id: str,
-        expect: Callable[[Schedule], bool],
-        mutate: Callable[[Schedule], None],
-    ) -> Schedule | None:
-        # Imported here: this module must not import Django unless the embedded transport is
-        # in use (docs/architecture.md: only the embedded transport touches Django).
-        from django.utils import timezone
+    def report_schedule(self, job_id: str, fields: dict[str, Any], clear_events: set[str]) -> None:
+        """Write a run's final schedule fields; clear a pending event in ``clear_events``.
 
-        from freezer_ui import models
-        from freezer_ui.api import schemas
-        from freezer_ui.api.search import search_text
-
-        transport: Any = self.client.transport
-        rows = models.Job.objects.using(transport.using).filter(
-            id=job_id, project_id=self.client.context.project_id
-        )
+        Conditional on the event as read: an event a user sends meanwhile (a new ``start``)
+        makes the write fail and be redone from a fresh read, so it is never wiped out.
+        """
         for _ in range(_CAS_ATTEMPTS):
-            row = rows.first()
-            if row is None:
-                raise NotFound(f"job {job_id} not found")
-            doc = copy.deepcopy(row.doc)
-            schedule = doc.setdefault("job_schedule", {})
-            if not expect(schedule):
-                return None
-            mutate(schedule)
-            schemas.check("job", doc)  # never store what freezer-api would refuse
-            read_at = row.updated_at
-            row.doc = doc
-            text = search_text(transport._out("jobs", row))
-            won = rows.filter(updated_at=read_at).update(
-                doc=doc, updated_at=timezone.now(), search_text=text
-            )
-            if won == 1:
-                return copy.deepcopy(schedule)
-            # Someone wrote the job between our read and our update: decide again.
+            schedule = self.get_job(job_id).get("job_schedule") or {}
+            event = schedule.get("event") or ""
+            patch = dict(fields)
+            if event in clear_events:
+                patch["event"] = ""
+            if self.update_if(job_id, {"event": event}, patch) is not None:
+                return
         raise Conflict(f"job {job_id} keeps changing; gave up after {_CAS_ATTEMPTS} attempts")
-
-    def update_schedule(self, job_id: str, mutate: Callable[[Schedule], None]) -> Schedule:
-        """Read-modify-write of the schedule (atomic on the embedded transport)."""
-        new = self.cas_schedule(job_id, lambda s: True, mutate)
-        assert new is not None
-        return new
 
     def create_run(self, run: dict[str, Any]) -> str:
         return self.client.job_runs.create(run)
@@ -239,15 +194,7 @@ class AgentStore:
     def _deliver(self, op: dict[str, Any]) -> None:
         kind = op["op"]
         if kind == "schedule":
-            fields = op["set"]
-            clear = set(op.get("clear_events") or ())
-
-            def apply(schedule: Schedule) -> None:
-                schedule.update(fields)
-                if schedule.get("event") in clear:
-                    schedule["event"] = ""
-
-            self.update_schedule(op["job_id"], apply)
+            self.report_schedule(op["job_id"], op["set"], set(op.get("clear_events") or ()))
         elif kind == "backup":
             if op.get("backup_id"):
                 self.update_backup(

@@ -78,6 +78,13 @@ class JobManager(_Manager):
     def abort(self, job_id: str) -> str:
         return self._transport.job_event(self._ctx, job_id, "abort")
 
+    def update_if(
+        self, job_id: str, expect: Mapping[str, Any], patch: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Set ``patch``'s ``job_schedule`` keys if ``expect``'s still hold; the new schedule,
+        or None.  Atomic on the embedded transport, read-check-write on freezer-api."""
+        return self._transport.job_update_if(self._ctx, job_id, expect, patch)
+
 
 class ActionManager(_Manager):
     kind: Kind = "actions"

@@ -187,6 +187,9 @@ class SwitchableTransport(BaseTransport):
     def job_event(self, *a, **k):
         return self.inner.job_event(*a, **k)
 
+    def job_update_if(self, *a, **k):
+        return self.inner.job_update_if(*a, **k)
+
     def session_add_job(self, *a, **k):
         return self.inner.session_add_job(*a, **k)
 

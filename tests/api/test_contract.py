@@ -220,3 +220,21 @@ def test_backups_and_clients(alice, bob):
     with pytest.raises(NotFound):
         alice.clients.get(HOST)
     assert bob.clients.get(HOST)["client"]["client_id"] == HOST
+
+
+def test_job_update_if_sets_the_schedule_only_while_the_expectation_holds(alice, bob):
+    job_id = alice.jobs.create(job_doc())
+    new = alice.jobs.update_if(job_id, {"status": "", "event": None}, {"status": "running"})
+    assert new["status"] == "running" and new["schedule_interval"] == "6 hours"
+    stored = alice.jobs.get(job_id)["job_schedule"]
+    assert stored["status"] == "running" and stored["schedule_interval"] == "6 hours"
+    # The state moved on: the same expectation no longer holds and nothing is written.
+    assert alice.jobs.update_if(job_id, {"status": ""}, {"status": "stop"}) is None
+    assert alice.jobs.get(job_id)["job_schedule"]["status"] == "running"
+    with pytest.raises(ValidationError):
+        alice.jobs.update_if(job_id, {"status": "running"}, {"status": "exploded"})
+    assert alice.jobs.get(job_id)["job_schedule"]["status"] == "running"
+    with pytest.raises(NotFound):
+        bob.jobs.update_if(job_id, {}, {"status": "stop"})
+    with pytest.raises(NotFound):
+        alice.jobs.update_if("no-such-job", {}, {"status": "stop"})

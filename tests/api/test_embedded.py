@@ -5,7 +5,9 @@ import copy
 import pytest
 
 from freezer_ui import models
+from freezer_ui.api.client import FreezerClient
 from freezer_ui.api.exceptions import Conflict, Forbidden, NotFound, ValidationError
+from freezer_ui.api.transports.embedded import EmbeddedTransport
 from tests.api.conftest import HOST, backup_action, job_doc
 
 pytestmark = pytest.mark.django_db
@@ -556,3 +558,74 @@ def test_listing_jobs_costs_a_fixed_number_of_queries(alice, django_assert_max_n
     assert [len(job["job_actions"]) for job in page] == [2] * 10
     with django_assert_max_num_queries(2):
         assert len(alice.jobs.list(search={"match": [{"backup_name": "etc"}]})) == 10
+
+
+def test_job_update_if_has_one_winner_among_racing_writers(tmp_path, django_db_blocker, settings):
+    """Threads on a sqlite *file* (real commits): every writer expects the state it read;
+    exactly one of them may win each step, whatever the interleaving."""
+    import threading
+
+    from django.core.management import call_command
+    from django.db import connections
+
+    alias = "race"
+    config = copy.deepcopy(connections.databases["default"])
+    path = str(tmp_path / "race.sqlite3")
+    config.update(
+        NAME=path, OPTIONS={"timeout": 30, "transaction_mode": "IMMEDIATE"}, TEST={"NAME": path}
+    )
+    connections.databases[alias] = config
+    settings.FREEZER_UI_DATABASE = alias
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", "freezer_ui", database=alias, verbosity=0)
+            client = FreezerClient(EmbeddedTransport(), project_id="p", user_id="u")
+            client.clients.create({"client_id": HOST, "hostname": HOST})
+            job_id = client.jobs.create(job_doc())
+            winners, errors = [], []
+            barrier = threading.Barrier(6)
+
+            def claim(n):
+                try:
+                    barrier.wait()
+                    mine = FreezerClient(EmbeddedTransport(), project_id="p", user_id=f"w{n}")
+                    got = mine.jobs.update_if(
+                        job_id,
+                        {"status": "", "current_pid": None},
+                        {"status": "running", "current_pid": n + 1},
+                    )
+                    if got is not None:
+                        winners.append(n)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+                finally:
+                    connections.close_all()
+
+            threads = [threading.Thread(target=claim, args=(n,)) for n in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert not errors
+            (winner,) = winners
+            assert client.jobs.get(job_id)["job_schedule"]["current_pid"] == winner + 1
+    finally:
+        connections[alias].close()
+        del connections.databases[alias]
+
+
+def test_a_write_based_on_a_stale_read_is_refused_not_applied(alice):
+    """The mechanism under every embedded write: a row written by someone else after our
+    read is not overwritten (``_retried`` then reruns the whole operation from fresh reads)."""
+    from freezer_ui.api.transports import embedded
+
+    job_id = alice.jobs.create(job_doc())
+    transport, ctx = alice.transport, alice.context
+    stale = transport._row(ctx, "jobs", job_id)
+    alice.jobs.start(job_id)  # another writer, after our read
+    doc = {**stale.doc, "description": "from a stale read"}
+    with pytest.raises(embedded._Stale):
+        transport._store(stale, doc, ctx)
+    job = alice.jobs.get(job_id)
+    assert job["job_schedule"]["event"] == "start"  # the other writer's change survives
+    assert job["description"] == "nightly /etc"

@@ -33,6 +33,17 @@ ID_KEYS: Mapping[Kind, str] = {
     "job_runs": "run_id",
 }
 JobEvent = Literal["start", "stop", "abort"]
+
+
+def schedule_matches(schedule: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:
+    """Whether ``schedule`` holds every value of ``expect`` (``""``/None/missing: unset)."""
+
+    def norm(value: Any) -> Any:
+        return None if value is None or value == "" else value
+
+    return all(norm(schedule.get(key)) == norm(value) for key, value in expect.items())
+
+
 # None: everything; str: free text, matched case-insensitively against every value of the
 # document; dict: freezer-api's structured form {"match": [{key: value}], "match_not": [...]}.
 Search = str | Mapping[str, Any] | None
@@ -115,6 +126,25 @@ class BaseTransport(abc.ABC):
         """Request ``start``/``stop``/``abort`` of a job, as freezer-api's job event does.
 
         Returns ``"success"`` or ``"<event> already requested"`` (nothing changed).
+        """
+
+    @abc.abstractmethod
+    def job_update_if(
+        self,
+        ctx: Context,
+        job_id: str,
+        expect: Mapping[str, Any],
+        patch: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        """Compare-and-set on the job's schedule state: set the ``job_schedule`` keys of
+        ``patch`` only if every key of ``expect`` still has the given value there.
+
+        ``""``, ``None`` and a missing key count as the same (unset) value.  Returns the new
+        ``job_schedule``, or ``None`` (nothing written) when an expectation does not hold.
+        Raises ``NotFound`` or ``ValidationError`` (a patch freezer-api's schema refuses).
+        Atomic where the backend allows it (embedded: a conditional UPDATE); the remote
+        transport can only read, check, then write (freezer-api 19.0.0 has no conditional
+        update), which its docstring and docs/agent.md spell out.
         """
 
     @abc.abstractmethod

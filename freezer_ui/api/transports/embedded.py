@@ -16,9 +16,11 @@ lifts the filter.  Another project's document is reported as ``NotFound``, never
 from __future__ import annotations
 
 import copy
+import functools
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
@@ -42,6 +44,7 @@ from freezer_ui.api.transports.base import (
     Kind,
     Page,
     Search,
+    schedule_matches,
 )
 
 MODELS: dict[Kind, type[models.Document]] = {
@@ -62,6 +65,7 @@ _NOUNS: dict[Kind, str] = {
     "job_runs": "run",
 }
 _BATCH = 200
+T = TypeVar("T")
 # freezer-api's default hold-off window of a session start, in seconds.
 SESSION_HOLD_OFF = 30
 
@@ -81,6 +85,33 @@ def _prefixed(error: ValidationError, prefix: str) -> ValidationError:
     return ValidationError(
         {f"{prefix}.{path}" if path else prefix: m for path, m in error.errors.items()}
     )
+
+
+class _Stale(Exception):
+    """A row changed between our read and our conditional write: the operation is rerun."""
+
+
+# Reruns of one operation losing to concurrent writers before it gives up with Conflict.
+_WRITE_ATTEMPTS = 50
+
+
+def _retried(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a write in one transaction, again from its reads while a row it writes went stale
+    (every write goes through ``_store``'s conditional update)."""
+
+    @functools.wraps(method)
+    def run(self: EmbeddedTransport, *args: Any, **kwargs: Any) -> T:
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                with transaction.atomic(using=self.using):
+                    return method(self, *args, **kwargs)
+            except _Stale:
+                continue
+        raise Conflict(
+            f"gave up after {_WRITE_ATTEMPTS} attempts: other writers keep changing the document"
+        )
+
+    return run
 
 
 class EmbeddedTransport(BaseTransport):
@@ -204,14 +235,39 @@ class EmbeddedTransport(BaseTransport):
         return row
 
     def _store(self, row: Any, doc: dict[str, Any], ctx: Context, **columns: Any) -> None:
+        """Write ``row`` back only if nobody wrote it since we read it (raises ``_Stale``).
+
+        One conditional ``UPDATE ... WHERE pk = ? AND updated_at = <as read>``: the row count
+        says whether the row is still as read, on sqlite (whatever its transaction mode) and
+        PostgreSQL alike.  Without it two read-modify-writes (a dashboard event and an agent's
+        status write) could each overwrite the other's change.  ``_retried`` reruns the caller.
+        """
+        read_at = row.updated_at
+        now = timezone.now()
+        if read_at is not None and now <= read_at:
+            now = read_at + timedelta(microseconds=1)  # the version must change
         row.doc = doc
         row.user_id = ctx.user_id
-        row.updated_at = timezone.now()
+        row.updated_at = now
         # Searchable as returned: a job is found by its actions' fields (backup_name, path...).
         row.search_text = search_text(self._out(_KIND_OF[type(row)], row))
         for name, value in columns.items():
             setattr(row, name, value)
-        row.save(using=self.using)
+        fields = {
+            "doc": row.doc,
+            "user_id": row.user_id,
+            "updated_at": row.updated_at,
+            "search_text": row.search_text,
+            **columns,
+        }
+        won = (
+            type(row)
+            .objects.using(self.using)
+            .filter(pk=row.pk, updated_at=read_at)
+            .update(**fields)
+        )
+        if won != 1:
+            raise _Stale
 
     def _taken(self, kind: Kind, doc_id: str) -> bool:
         # IDs are global, as in freezer-api: a collision with another project is a conflict
@@ -260,6 +316,7 @@ class EmbeddedTransport(BaseTransport):
     def _job_columns(self, job: dict[str, Any]) -> dict[str, Any]:
         return {"client_id": job.get("client_id") or "", "session_id": job.get("session_id") or ""}
 
+    @_retried
     def create(self, ctx: Context, kind: Kind, doc: Mapping[str, Any]) -> str:
         with transaction.atomic(using=self.using):
             return getattr(self, f"_create_{kind}")(ctx, doc)
@@ -358,6 +415,7 @@ class EmbeddedTransport(BaseTransport):
         )
         return run["run_id"]
 
+    @_retried
     def update(self, ctx: Context, kind: Kind, doc_id: str, patch: Mapping[str, Any]) -> None:
         if kind == "clients":
             raise FreezerAPIError("a client is updated by registering it again", status_code=405)
@@ -414,6 +472,7 @@ class EmbeddedTransport(BaseTransport):
             row.delete(using=self.using)
 
     # ----------------------------------------------------------------- events
+    @_retried
     def job_event(self, ctx: Context, job_id: str, event: JobEvent) -> str:
         if event not in ("start", "stop", "abort"):
             raise ValidationError({"": f"unknown job event {event!r}"})
@@ -435,6 +494,30 @@ class EmbeddedTransport(BaseTransport):
             self._store(row, job, ctx)
             return "success"
 
+    @_retried
+    def job_update_if(
+        self,
+        ctx: Context,
+        job_id: str,
+        expect: Mapping[str, Any],
+        patch: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        # The check and the write are one conditional UPDATE (see _store): of two callers
+        # that both saw the job in the expected state, exactly one writes; the other is rerun
+        # by _retried, reads the winner's state and gets None.
+        row = self._row(ctx, "jobs", job_id, for_update=True)
+        job = copy.deepcopy(row.doc)
+        schedule = job.setdefault("job_schedule", {})
+        if not schedule_matches(schedule, expect):
+            return None
+        schedule.update(copy.deepcopy(dict(patch)))
+        # Never store what freezer-api would refuse (a status outside its enum...).
+        check = {**job, "job_actions": self._out("jobs", row)["job_actions"]}
+        schemas.replaced_job(check, project_id=row.project_id, user_id=ctx.user_id, job_id=job_id)
+        self._store(row, job, ctx, **self._job_columns(job))
+        return copy.deepcopy(schedule)
+
+    @_retried
     def session_add_job(self, ctx: Context, session_id: str, job_id: str) -> None:
         with transaction.atomic(using=self.using):
             job_row = self._row(ctx, "jobs", job_id, for_update=True)
@@ -458,6 +541,7 @@ class EmbeddedTransport(BaseTransport):
             }
             self._store(job_row, job, ctx, **self._job_columns(job))
 
+    @_retried
     def session_remove_job(self, ctx: Context, session_id: str, job_id: str) -> None:
         with transaction.atomic(using=self.using):
             session_row = self._row(ctx, "sessions", session_id, for_update=True)
@@ -473,6 +557,7 @@ class EmbeddedTransport(BaseTransport):
             }
             self._store(job_row, job, ctx, **self._job_columns(job))
 
+    @_retried
     def session_action(
         self, ctx: Context, session_id: str, action: Literal["start", "end"], params: dict
     ) -> dict[str, Any]:

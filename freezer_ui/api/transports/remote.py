@@ -20,6 +20,7 @@ freezer-api 19.0.0 behaviours this transport designs around:
 * deleting a missing document answers 204, and POST ``/jobs/<id>`` replaces an existing job:
   existence is checked first so both behave as in the embedded transport;
 * only jobs can be listed across projects;
+* ``job_update_if`` is read-check-write (no conditional update exists in freezer-api);
 * there is no run history (``job_runs``): every call on that kind raises ``Unavailable`` saying
   so, and ``supports("job_runs")`` is False.  The agent then keeps the history on its own host
   and the backup records carry each backup's outcome (docs/agent.md).
@@ -54,6 +55,7 @@ from freezer_ui.api.transports.base import (
     Kind,
     Page,
     Search,
+    schedule_matches,
 )
 
 T = TypeVar("T")
@@ -333,6 +335,25 @@ class RemoteTransport(BaseTransport):
         self.get(ctx, "jobs", job_id)
         answer = self._call(getattr(self.freezer.jobs, _EVENT_CALLS[event]), job_id)
         return (answer or {}).get("result", "")
+
+    def job_update_if(
+        self,
+        ctx: Context,
+        job_id: str,
+        expect: Mapping[str, Any],
+        patch: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        # Read, check, write: NOT atomic.  freezer-api 19.0.0 has no conditional update (no
+        # ETag/If-Match, and the sqlalchemy backend ignores _version), so two callers can both
+        # pass the check between the read and the write.  The agent relies on ownership in
+        # remote mode instead (one agent per client_id; docs/agent.md "Claims").
+        job = self.get(ctx, "jobs", job_id)
+        schedule = dict(job.get("job_schedule") or {})
+        if not schedule_matches(schedule, expect):
+            return None
+        schedule.update(patch)
+        self.update(ctx, "jobs", job_id, {"job_schedule": schedule})
+        return schedule
 
     def session_add_job(self, ctx: Context, session_id: str, job_id: str) -> None:
         self.get(ctx, "sessions", session_id)
