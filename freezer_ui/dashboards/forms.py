@@ -14,6 +14,10 @@ INTERVAL_UNITS = (
     ("weeks", _("Weeks")),
 )
 
+# Django's own message repeats the posted value, and Horizon's wizard script inserts step errors
+# as HTML: a message without the value cannot carry markup.
+PICK_ONE = {"invalid_choice": _("Pick one of the offered choices.")}
+
 SCHEDULE_KINDS = (
     ("once", _("Once, when started")),
     ("interval", _("Repeat every…")),
@@ -104,6 +108,7 @@ class ScheduleFields(django_forms.Form):
     schedule_kind = forms.ChoiceField(
         label=_("Schedule"),
         choices=SCHEDULE_KINDS,
+        error_messages=PICK_ONE,
         initial="once",
         widget=forms.ThemableSelectWidget(attrs={"class": "switchable", "data-slug": "schedule"}),
     )
@@ -123,6 +128,7 @@ class ScheduleFields(django_forms.Form):
     interval_unit = forms.ChoiceField(
         label=_("Unit"),
         choices=INTERVAL_UNITS,
+        error_messages=PICK_ONE,
         initial="days",
         required=False,
         widget=forms.ThemableSelectWidget(

@@ -262,3 +262,43 @@ class WizardTests(helpers.TestCase):
         self.assertEqual([a["freezer_action"]["action"] for a in stored["job_actions"]],
                          ["backup", "info"])  # fmt: skip
         freezer_api_accepts(stored, self.client_doc("host-1"))
+
+
+class WizardStepValidationTests(helpers.TestCase):
+    """Horizon's wizard validates a step over ajax when the user presses Next."""
+
+    def setUp(self):
+        super().setUp()
+        store = FreezerClient(
+            EmbeddedTransport(), project_id=self.tenant.id, user_id=self.user.id, roles=["member"]
+        )
+        store.clients.create(
+            {"client_id": "host-1", "hostname": "host-1", "supported_engines": ["tar"]}
+        )
+
+    def validate(self, start, end, data):
+        res = self.client.post(
+            CREATE_URL,
+            data,
+            HTTP_X_HORIZON_VALIDATE_STEP_START=str(start),
+            HTTP_X_HORIZON_VALIDATE_STEP_END=str(end),
+        )
+        self.assertEqual(res.status_code, 200)
+        return res.json()
+
+    def test_next_checks_the_engine_against_the_chosen_client(self):
+        result = self.validate(1, 1, form_data(engine_name="rsync"))
+        self.assertTrue(result["has_errors"])
+        self.assertEqual(list(result["errors"]), ["engine"])
+        self.assertIn("engine_name", result["errors"]["engine"])
+        self.assertFalse(self.validate(1, 1, form_data())["has_errors"])
+
+    def test_step_errors_never_repeat_posted_markup(self):
+        # The wizard's script inserts these messages into the page as HTML.
+        evil = '<img src=x onerror="alert(1)">'
+        data = form_data(engine_name=evil, storage=evil, passphrase_ref=evil,
+                         schedule_kind=evil, interval_unit=evil, client_id=evil)  # fmt: skip
+        result = self.validate(0, 4, data)
+        self.assertTrue(result["has_errors"])
+        self.assertNotIn("<img", str(result))
+        self.assertIn("Pick one of the offered choices.", str(result))

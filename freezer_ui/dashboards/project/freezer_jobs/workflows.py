@@ -107,6 +107,9 @@ def _engine_attrs(field):
     return attrs
 
 
+PICK_ONE = dashboard_forms.PICK_ONE
+
+
 # ----------------------------------------------------------------------------- clients
 def project_clients(request):
     """The project's registered clients by ID, fetched once per request (every step needs them).
@@ -169,6 +172,7 @@ class ClientAction(workflows.Action):
         help_text=_("A name for the job, shown in the job list."),
     )
     client_id = forms.ChoiceField(
+        error_messages=PICK_ONE,
         label=_("Run on"),
         help_text=_("The agent (client) that runs this job; agents register themselves."),
     )
@@ -212,6 +216,7 @@ class ClientStep(workflows.Step):
 
 class EngineAction(workflows.Action):
     engine_name = forms.ChoiceField(
+        error_messages=PICK_ONE,
         label=_("Engine"),
         widget=forms.ThemableSelectWidget(attrs={"class": "switchable", "data-slug": "engine"}),
         help_text=_("Only the engines the chosen agent supports are offered."),
@@ -303,7 +308,7 @@ class EngineStep(workflows.Step):
 
 
 class StorageAction(workflows.Action):
-    storage = forms.ChoiceField(label=_("Storage"))
+    storage = forms.ChoiceField(label=_("Storage"), error_messages=PICK_ONE)
     container = forms.CharField(
         label=_("Repository location"),
         max_length=4096,
@@ -313,6 +318,7 @@ class StorageAction(workflows.Action):
         ),
     )
     passphrase_ref = forms.ChoiceField(
+        error_messages=PICK_ONE,
         label=_("Repository passphrase"),
         required=False,
         help_text=_(
