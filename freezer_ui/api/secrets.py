@@ -83,9 +83,12 @@ def _project(request: Any) -> str:
     return request.user.project_id
 
 
-def secret_list(request: Any) -> list[SecretInfo]:
-    """The project's secrets by name (no values)."""
-    return [SecretInfo.from_row(row) for row in _call(_store().list, _project(request))]
+def secret_list(request: Any, *, kind: str | None = None) -> list[SecretInfo]:
+    """The project's secrets by name (no values); ``kind="passphrase"`` for a picker."""
+    if kind is not None and kind not in KINDS:
+        raise ValidationError({"kind": f"must be one of {', '.join(KINDS)}"})
+    rows = _call(_store().list, _project(request))
+    return [SecretInfo.from_row(row) for row in rows if kind is None or row.kind == kind]
 
 
 def secret_get(request: Any, name: str) -> SecretInfo:

@@ -109,3 +109,14 @@ def test_no_database_is_unavailable(settings):
     settings.FREEZER_UI_DATABASE = "not-configured"
     with pytest.raises(exceptions.Unavailable, match="not-configured"):
         api_secrets.secret_list(request_for())
+
+
+def test_list_by_kind_for_the_passphrase_picker():
+    request = request_for()
+    api_secrets.secret_create(request, "repo", VALUE, "passphrase")
+    api_secrets.secret_create(request, "s3", VALUE, "storage_credential")
+    assert [s.name for s in api_secrets.secret_list(request)] == ["repo", "s3"]
+    assert [s.name for s in api_secrets.secret_list(request, kind="passphrase")] == ["repo"]
+    with pytest.raises(exceptions.ValidationError) as e:
+        api_secrets.secret_list(request, kind="password")
+    assert list(e.value.errors) == ["kind"]
