@@ -124,6 +124,7 @@ def import_backup(
     repo: Any,
     *,
     passphrase_file: str | Path | None = None,
+    passphrase: bytes | str | None = None,
     engine: str | None = None,
     work_dir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
@@ -155,7 +156,14 @@ def import_backup(
         tmp = Path(tempfile.mkdtemp(prefix="freezer-legacy-import-", dir=work_dir))
         try:
             tree = tmp / "tree"
-            res = restore(container, backup, tree, at=g.timestamp, passphrase_file=passphrase_file)
+            res = restore(
+                container,
+                backup,
+                tree,
+                at=g.timestamp,
+                passphrase_file=passphrase_file,
+                passphrase=passphrase,
+            )
             header = {
                 "time": float(g.timestamp),
                 "time_ns": g.timestamp * 1_000_000_000,

@@ -183,13 +183,16 @@ def restore(
     warn: Callable[[str], None] | None = None,
     paths: list[str] | None = None,
     owners: bool | None = None,
+    passphrase: bytes | str | None = None,
 ) -> RestoreResult:
     """Restore ``backup`` (a LegacyBackup or "<host>_<name>") as it was at ``at`` into ``target``.
 
     ``target`` must not exist or be an empty directory. ``at``: datetime, Unix seconds or
     "YYYY-MM-DDTHH:MM:SS" (UTC); None means the latest generation. ``paths``: relative paths
     (as named at ``at``) to restore instead of everything; they keep their place under
-    ``target``. ``owners``: restore owners (default: when running as root).
+    ``target``. ``owners``: restore owners (default: when running as root). ``passphrase``:
+    the passphrase itself instead of ``passphrase_file`` (a secret store's value; like openssl's
+    ``-pass file:`` only its first line counts).
     """
     selection = parse_selection(paths) if paths is not None else None
     if selection == []:
@@ -200,14 +203,19 @@ def restore(
     _check_supported(gens)
 
     digests: dict[Path, str | None] = {}
-    passphrase: bytes | None = None
+    given = passphrase
+    passphrase = None
     if any(g.encrypted for g in gens):
-        if passphrase_file is None:
+        if given is not None:
+            raw = given.encode() if isinstance(given, str) else given
+            passphrase = raw.split(b"\n", 1)[0]
+        elif passphrase_file is None:
             raise PassphraseRequired(
                 f"{backup.engine}/{backup.key}: the chosen generations are encrypted; "
                 "give the passphrase file used with --encrypt-pass-file"
             )
-        passphrase = read_passphrase_file(passphrase_file)
+        else:
+            passphrase = read_passphrase_file(passphrase_file)
     for g in gens:
         digests[g.data_path] = probe_digest(g, passphrase) if g.encrypted else None  # type: ignore[arg-type]
     per_level: list[list[list[str]] | None] = [None] * len(gens)
