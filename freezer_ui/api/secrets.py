@@ -13,6 +13,7 @@ uses key files in its key dir instead.
 from __future__ import annotations
 
 import datetime
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from freezer_ui import secrets
 from freezer_ui.api.exceptions import FreezerAPIError, NotFound, Unavailable, ValidationError
 
 KINDS = secrets.KINDS
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,12 @@ def _call(func: Any, *args: Any, **kwargs: Any) -> Any:
     except secrets.SecretExists as e:
         raise ValidationError({"name": "a secret of this name already exists"}, str(e)) from None
     except secrets.SecretKeyError as e:
-        # The operator's key file is missing or unsafe: nothing the user can fix.
-        raise Unavailable(f"secret store: {e}") from None
+        # The operator's key file is missing or unsafe: nothing a tenant can fix, and its path
+        # and fingerprints are the operator's business, so they go to the log only.
+        LOG.error("secret store unavailable: %s", e)
+        raise Unavailable(
+            "The secret store's master key is not available; the operator's log says why."
+        ) from None
     except secrets.SecretError as e:
         raise FreezerAPIError(f"secret store: {e}", status_code=500) from None
 

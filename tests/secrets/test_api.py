@@ -90,12 +90,17 @@ def test_a_duplicate_name_is_a_name_error():
     assert list(e.value.errors) == ["name"]
 
 
-def test_key_problems_are_unavailable_without_the_value(key_file):
+def test_key_problems_are_unavailable_and_logged_for_the_operator(key_file, caplog):
     api_secrets.secret_create(request_for(), "repo", VALUE)
     key_file.chmod(0o644)
-    with pytest.raises(exceptions.Unavailable, match="chmod 600") as e:
-        api_secrets.secret_update(request_for(), "repo", VALUE)
-    assert VALUE not in str(e.value)
+    with pytest.raises(exceptions.Unavailable, match="master key is not available") as e:
+        api_secrets.secret_update(request_for(), "repo", VALUE + "2")
+    # The tenant is not told the server's paths; the operator's log has them.
+    assert str(key_file) not in str(e.value)
+    assert f"chmod 600 {key_file}" in caplog.text
+    assert VALUE not in str(e.value) and VALUE not in caplog.text
+    key_file.chmod(0o600)
+    assert secrets.SecretStore().reveal("proj-a", "repo") == VALUE
 
 
 def test_remote_mode_still_uses_the_dashboard_database(settings):
