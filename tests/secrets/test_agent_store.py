@@ -1,10 +1,9 @@
 """A stored passphrase reaches the repository through a real agent, and nothing else.
 
 The agent here runs against a migrated sqlite *file* (tests/agent/conftest.py), as it does next
-to a dashboard.  ``freezer_ui/agent/agent.py`` (owned elsewhere) still calls
-``resolve_passphrase(action, key_dir)`` without a project; the test puts in the one-argument
-change it is to make (``project_id=`` the agent's project), so it proves the store's side of
-the path end to end, not the agent's call.
+to a dashboard.  The fixture pins ``project_id=`` on the agent's ``resolve_passphrase`` call,
+the one argument ``freezer_ui/agent/agent.py`` (owned elsewhere) is to pass
+(``project_id=self.project_id``); with that change in, the pin is a no-op.
 """
 
 import functools
