@@ -3,9 +3,9 @@
     python -m demo.run [--port 8000] [--keystone-port 5000] [--state-dir .state/demo]
 
 Starts Keystone (bootstrapped once into the state directory, reused afterwards), migrates
-Horizon's and freezer-ui's databases, starts one job agent per demo project (embedded mode) and a
-small demo data directory to back up, starts Horizon, prints the URL and the logins, and on
-Ctrl-C or SIGTERM stops everything it started.
+Horizon's and freezer-ui's databases, starts ONE job agent for every demo project (embedded
+mode, ``--all-projects``) and a small demo data directory to back up, starts Horizon, prints
+the URL and the logins, and on Ctrl-C or SIGTERM stops everything it started.
 """
 
 from __future__ import annotations
@@ -93,10 +93,12 @@ def make_demo_data(root: Path) -> Path:
 
 
 class Agents:
-    """One ``freezer-ui-agent run`` per demo project, on the client ``demo.seed`` registered.
+    """ONE ``freezer-ui-agent run --all-projects`` for every demo project.
 
-    An agent serves one project's client (freezer-api's model), so the demo runs one per
-    tenant; "Start" on a job in the Jobs panel is then picked up within a poll interval.
+    ``demo.seed`` registered this host in each project (as ``<project>_<host>``); the agent
+    finds those registrations and serves each project through a client scoped to it, so a
+    job's backups and run records land in its own project.  "Start" on a job in the Jobs
+    panel is picked up within a poll interval.
     """
 
     def __init__(self, env: dict[str, str], accounts: dict, state_dir: Path):
@@ -105,63 +107,56 @@ class Agents:
         self.env, self.state_dir = env, state_dir
         self.hostname = demo_hostname()
         self.accounts = accounts
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.process: subprocess.Popen | None = None
 
-    def log(self, username: str) -> Path:
-        return self.state_dir / f"agent-{username}.log"
+    def log(self) -> Path:
+        return self.state_dir / "agent.log"
 
     def start(self) -> None:
-        for username, prov in self.accounts.items():
-            cmd = [
-                sys.executable,
-                "-m",
-                "freezer_ui.cli",
-                "run",
-                "--mode",
-                "embedded",
-                "--project-id",
-                prov.project_id,
-                "--user-id",
-                prov.user_id,
-                "--client-id",
-                f"{prov.project_id}_{self.hostname}",
-                "--hostname",
-                self.hostname,
-                "--state-dir",
-                str(self.state_dir / f"agent-{username}"),
-                "--poll-interval",
-                "3",
-                # Same fence as the panels' FREEZER_UI_ALLOWED_ROOTS (demo/settings.py).
-                "--allowed-root",
-                str(self.state_dir),
-            ]
-            with open(self.log(username), "ab") as out:
-                self.processes[username] = subprocess.Popen(
-                    cmd,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                    cwd=REPO_ROOT,
-                    start_new_session=True,
-                )
+        cmd = [
+            sys.executable,
+            "-m",
+            "freezer_ui.cli",
+            "run",
+            "--mode",
+            "embedded",
+            "--all-projects",
+            "--client-id",
+            self.hostname,
+            "--hostname",
+            self.hostname,
+            "--state-dir",
+            str(self.state_dir / "agent"),
+            "--poll-interval",
+            "3",
+            # Same fence as the panels' FREEZER_UI_ALLOWED_ROOTS (demo/settings.py).
+            "--allowed-root",
+            str(self.state_dir),
+        ]
+        with open(self.log(), "ab") as out:
+            self.process = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
 
-    def dead(self) -> str | None:
-        for username, proc in self.processes.items():
-            if proc.poll() is not None:
-                return username
-        return None
+    def dead(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
     def stop(self, timeout: float = 10.0) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.processes.clear()
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Horizon:
@@ -242,7 +237,7 @@ def banner(horizon_url: str, keystone_url: str, state_dir: Path, data_dir: Path)
 
     try a job: engine tar, storage local, path to back up {data_dir},
     container {state_dir / "repos" / "demo"}; then Start it in the Jobs panel
-    (a job agent per project runs it; its log: {state_dir}/agent-<user>.log)
+    (one job agent serves every demo project; its log: {state_dir}/agent.log)
 
     state and logs: {state_dir}
   Ctrl-C stops Horizon, the agents and Keystone.
@@ -295,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = make_demo_data(state_dir)
         agents = Agents(env, ks.accounts, state_dir)
         agents.start()
-        _say(f"freezer-ui: job agents running for {', '.join(ks.accounts)}")
+        _say(f"freezer-ui: one job agent running for {', '.join(ks.accounts)}")
 
         horizon = Horizon(env, args.host, args.port, state_dir / "horizon.log")
         horizon.start()
@@ -303,9 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         print(banner(horizon.url, ks.url, state_dir, data_dir), flush=True)
 
         while True:
-            dead = agents.dead()
-            if dead:
-                raise DemoError(f"the job agent for {dead} stopped:\n{_tail(agents.log(dead))}")
+            if agents.dead():
+                raise DemoError(f"the job agent stopped:\n{_tail(agents.log())}")
             for name, proc in (("Horizon", horizon.process), ("Keystone", ks.process)):
                 if proc is None or proc.poll() is not None:
                     log = horizon.log if name == "Horizon" else ks.log_file

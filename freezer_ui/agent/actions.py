@@ -119,7 +119,7 @@ def record_base(
     agent: Agent, job: dict[str, Any], action: dict[str, Any], started: int, run_id: str
 ) -> dict[str, Any]:
     """A backup document in freezer-api's shape (what its agent writes), plus our fields."""
-    return {
+    record = {
         "backup_name": action.get("backup_name") or "(unnamed)",
         "hostname": agent.hostname,
         "client_id": agent.client_id,
@@ -135,6 +135,11 @@ def record_base(
         "freezer_ui_run_id": run_id,
         "freezer_ui_agent": True,
     }
+    if action.get("passphrase_ref"):
+        # The reference NAME only (never the secret): the dashboard resolves it to open an
+        # encrypted repository when browsing or restoring this backup.
+        record["passphrase_ref"] = str(action["passphrase_ref"])
+    return record
 
 
 def _record_base(ctx: ActionContext, engine_name: str) -> dict[str, Any]:
@@ -194,6 +199,9 @@ def backup(ctx: ActionContext) -> dict[str, Any]:
             excludes=list(excludes),
             one_file_system=bool(a.get("one_file_system")),
             progress=progress,
+            # Which project owns the generation, in the repository itself: browsing and
+            # restoring check it, whatever a backup record claims.
+            labels={"project_id": ctx.agent.project_id},
         )
     except Cancelled:
         ctx.control.on_snapshot = None

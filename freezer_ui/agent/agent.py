@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from freezer_ui.agent import schedule as sched
-from freezer_ui.agent.secrets import SecretError, resolve_passphrase
+from freezer_ui.agent.secrets import PASSPHRASE_ENV, SecretError, resolve_passphrase
 from freezer_ui.agent.state import LocalState
 from freezer_ui.agent.store import AgentStore
 from freezer_ui.api import schemas
@@ -81,6 +81,11 @@ class AgentConfig:
     # check FREEZER_UI_ALLOWED_ROOTS too, but a job can reach the agent through freezer-api
     # directly, so the agent, which does the I/O, is the check that matters.
     allowed_roots: tuple[str, ...] = ("/",)
+    # The project served (set by the multi-project agent; a single agent uses its client's).
+    project_id: str = ""
+    # Whether FREEZER_UI_PASSPHRASE may serve jobs without a reference.  Off when one process
+    # serves several projects: one environment secret must not open every tenant's backups.
+    shared_passphrase: bool = True
 
 
 class RunLog:
@@ -295,6 +300,8 @@ class Agent:
         # Run history goes to the API's job_runs where it has them (embedded); freezer-api
         # has none, so in remote mode it stays in the local state dir (docs/agent.md).
         self.runs_in_api = client.transport.supports("job_runs")
+        # Every job, record and run of this agent is in this project (its client's scope).
+        self.project_id = config.project_id or client.context.project_id
         # Test seam: called with every progress snapshot on the engine's thread.
         self.progress_hook = progress_hook
         self.stopping = threading.Event()
@@ -771,8 +778,13 @@ class Agent:
         mode = action.get("mode")
         if mode not in (None, "", *SUPPORTED_MODES):
             raise Refused(f"client {self.client_id} does not support mode {mode!r} (supported: fs)")
+        environ = None
+        if not self.config.shared_passphrase:
+            environ = {k: v for k, v in os.environ.items() if k != PASSPHRASE_ENV}
         try:
-            passphrase = resolve_passphrase(action, self.key_dir)
+            passphrase = resolve_passphrase(
+                action, self.key_dir, environ, project_id=self.project_id
+            )
         except SecretError as e:
             raise Refused(str(e)) from None
         ctx = actions.ActionContext(

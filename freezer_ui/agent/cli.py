@@ -32,7 +32,20 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--state-dir", default=env("FREEZER_UI_STATE_DIR") or None)
     p.add_argument("--client-id", default=env("FREEZER_UI_CLIENT_ID") or "")
     p.add_argument("--hostname", default=socket.gethostname())
-    p.add_argument("--project-id", default=env("OS_PROJECT_ID") or env("FREEZER_UI_PROJECT_ID"))
+    p.add_argument(
+        "--project-id",
+        action="append",
+        dest="project_ids",
+        default=None,
+        help="project to serve (repeatable in embedded mode: one process serves them all; "
+        "default $OS_PROJECT_ID or $FREEZER_UI_PROJECT_ID)",
+    )
+    p.add_argument(
+        "--all-projects",
+        action="store_true",
+        help="embedded mode: also serve every project where this host is registered as a "
+        "client (client_id or <project>_<client_id>), found again at each poll",
+    )
     p.add_argument("--user-id", default=env("OS_USER_ID") or env("FREEZER_UI_USER_ID") or "agent")
     p.add_argument("--api-url", default=env("FREEZER_UI_API_URL"), help="remote: freezer-api URL")
     p.add_argument("--auth-url", default=env("OS_AUTH_URL"), help="remote: Keystone v3 URL")
@@ -62,12 +75,26 @@ def _django(settings: str | None) -> None:
     django.setup()
 
 
-def make_client(args: argparse.Namespace) -> Any:
+def project_ids(args: argparse.Namespace) -> list[str]:
+    """The projects named on the command line, else the environment's (not with
+    --all-projects: a stray OS_PROJECT_ID must not register the host somewhere)."""
+    if args.project_ids:
+        return list(dict.fromkeys(p for p in args.project_ids if p))
+    if getattr(args, "all_projects", False):
+        return []
+    env = os.environ.get("OS_PROJECT_ID") or os.environ.get("FREEZER_UI_PROJECT_ID")
+    return [env] if env else []
+
+
+def make_client(args: argparse.Namespace, project_id: str | None = None, roles=()) -> Any:
     from freezer_ui.api.client import FreezerClient
 
     mode = args.mode or "embedded"
-    if not args.project_id:
-        raise SystemExit("--project-id (or OS_PROJECT_ID) is required")
+    if project_id is None:
+        ids = project_ids(args)
+        if not ids:
+            raise SystemExit("--project-id (or OS_PROJECT_ID) is required")
+        project_id = ids[0]
     if mode == "embedded":
         _django(args.settings)
         from freezer_ui.api.transports.embedded import EmbeddedTransport
@@ -81,7 +108,7 @@ def make_client(args: argparse.Namespace) -> Any:
             raise SystemExit("remote mode needs a Keystone token in OS_TOKEN")
         if args.auth_url:
             transport = RemoteTransport(
-                project_id=args.project_id,
+                project_id=project_id,
                 auth_url=args.auth_url,
                 token=token,
                 endpoint=args.api_url,
@@ -96,11 +123,11 @@ def make_client(args: argparse.Namespace) -> Any:
             from keystoneauth1 import token_endpoint
 
             session = ks_session.Session(auth=token_endpoint.Token(args.api_url, token))
-            freezer = Client(session=session, endpoint=args.api_url, project_id=args.project_id)
+            freezer = Client(session=session, endpoint=args.api_url, project_id=project_id)
             transport = RemoteTransport(
-                project_id=args.project_id, freezer=freezer, endpoint=args.api_url
+                project_id=project_id, freezer=freezer, endpoint=args.api_url
             )
-    return FreezerClient(transport, project_id=args.project_id, user_id=args.user_id)
+    return FreezerClient(transport, project_id=project_id, user_id=args.user_id, roles=roles)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +145,16 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    client = make_client(args)
+    ids = project_ids(args)
+    multi = args.all_projects or len(ids) > 1
+    if multi and (args.mode or "embedded") != "embedded":
+        # A Keystone token is scoped to one project and freezer-api lists clients one project
+        # at a time: a remote agent serves one project (run one per project).
+        raise SystemExit("--all-projects and several --project-id need --mode embedded")
+    if not ids and not args.all_projects:
+        raise SystemExit("--project-id (or OS_PROJECT_ID) is required")
+    if (args.mode or "embedded") == "embedded":
+        _django(args.settings)  # before reading FREEZER_UI_STATE_DIR from the settings
     state_dir = args.state_dir
     if not state_dir:
         try:
@@ -139,7 +175,21 @@ def run(args: argparse.Namespace) -> int:
         progress_interval=args.progress_interval,
         key_dir=args.key_dir,
     )
-    agent = Agent(client, config)
+    agent: Any
+    if multi:
+        from freezer_ui.agent.multi import MultiProjectAgent
+
+        agent = MultiProjectAgent(
+            lambda project: make_client(args, project),
+            config,
+            project_ids=ids,
+            all_projects=args.all_projects,
+            # Only to find this host's registrations across projects; every job runs through
+            # its own project's client.
+            admin_client=make_client(args, "freezer-ui-agent", roles=("admin",)),
+        )
+    else:
+        agent = Agent(make_client(args, ids[0]), config)
 
     def stop(signum: int, frame: Any) -> None:
         agent.stopping.set()

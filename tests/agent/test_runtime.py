@@ -223,6 +223,12 @@ def test_passphrase_comes_from_a_key_file_never_the_job(api, make_agent, tmp_pat
     assert secret not in caplog.text
     assert secret not in str(api.jobs.get(job_id))
     assert secret not in str(runs_of(api, job_id))
+    # The record names the reference (the dashboard opens the repository with it), never
+    # the secret; the generation says whose it is.
+    (record,) = backups_of(api, job_id)
+    assert record["backup_metadata"]["passphrase_ref"] == "repo-key"
+    assert secret not in str(record)
+    assert repository.generations()[0].labels == {"project_id": "proj-a"}
     # A reference may only name a file in the key dir.
     bad = api.jobs.create(backup_job(src, repo, passphrase_ref="../../etc/passwd"))
     assert agent.poll() == [bad]
