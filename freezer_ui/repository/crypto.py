@@ -31,6 +31,11 @@ COMPRESSION_ZSTD = 0x01
 TAG_LEN = 16
 NONCE_LEN = 12
 
+_ENV_NONE = bytes([ENVELOPE_NONE])
+_ENV_AES_GCM = bytes([ENVELOPE_AES_GCM])
+_RAW = bytes([COMPRESSION_RAW])
+_ZSTD = bytes([COMPRESSION_ZSTD])
+
 BLOB_CHUNK = b"C"
 BLOB_TRAILER = b"T"
 BLOB_INDEX = b"I"
@@ -89,22 +94,24 @@ class Envelope:
         self, blob_type: bytes, blob_id: bytes, data: bytes, *, compress: bool = True
     ) -> bytes:
         """Compress (if it shrinks) and encrypt/checksum ``data``; return the stored blob."""
-        payload: bytes
+        # The blob is assembled with one copy of the body (bytes concatenation would copy a
+        # chunk three or four times, holding the GIL while the sealing threads could run).
+        body: bytes | memoryview = data
+        comp = _RAW
         if compress and data and self._worth_compressing(data):
             packed = self._compressor().compress(data)
             # Keep zstd only when it actually saves space: incompressible data stays raw.
             if len(packed) < len(data):
-                payload = bytes([COMPRESSION_ZSTD]) + packed
-            else:
-                payload = bytes([COMPRESSION_RAW]) + data
-        else:
-            payload = bytes([COMPRESSION_RAW]) + data
+                body, comp = packed, _ZSTD
         aad = aad_for(blob_type, blob_id)
         if self._aead is None:
-            tag = blake3.blake3(aad + payload).digest(TAG_LEN)
-            return bytes([ENVELOPE_NONE]) + payload + tag
+            h = blake3.blake3(aad)
+            h.update(comp)
+            h.update(body)
+            return b"".join((_ENV_NONE, comp, body, h.digest(TAG_LEN)))
         nonce = os.urandom(NONCE_LEN)
-        return bytes([ENVELOPE_AES_GCM]) + nonce + self._aead.encrypt(nonce, payload, aad)
+        sealed = self._aead.encrypt(nonce, b"".join((comp, body)), aad)
+        return b"".join((_ENV_AES_GCM, nonce, sealed))
 
     def _worth_compressing(self, data: bytes) -> bool:
         # Already-compressed data (media, archives, encrypted files) is common in backups and
@@ -131,13 +138,18 @@ class Envelope:
             raise CorruptData("blob too short", key=where, offset=offset)
         env = blob[0]
         aad = aad_for(blob_type, blob_id)
+        # Slices of a memoryview: the checks and decompression read the blob in place.
+        view = memoryview(blob)
+        payload: bytes | memoryview
         if env == ENVELOPE_NONE:
             if self._aead is not None:
                 raise CorruptData(
                     "unencrypted blob in an encrypted repository", key=where, offset=offset
                 )
-            payload = blob[1:-TAG_LEN]
-            if blake3.blake3(aad + payload).digest(TAG_LEN) != blob[-TAG_LEN:]:
+            payload = view[1:-TAG_LEN]
+            h = blake3.blake3(aad)
+            h.update(payload)
+            if h.digest(TAG_LEN) != view[-TAG_LEN:]:
                 raise CorruptData("blob checksum mismatch", key=where, offset=offset)
         elif env == ENVELOPE_AES_GCM:
             if self._aead is None:
@@ -147,7 +159,9 @@ class Envelope:
             if len(blob) < 1 + NONCE_LEN + 1 + TAG_LEN:
                 raise CorruptData("blob too short", key=where, offset=offset)
             try:
-                payload = self._aead.decrypt(blob[1 : 1 + NONCE_LEN], blob[1 + NONCE_LEN :], aad)
+                payload = memoryview(
+                    self._aead.decrypt(view[1 : 1 + NONCE_LEN], view[1 + NONCE_LEN :], aad)
+                )
             except InvalidTag:
                 raise CorruptData("blob authentication failed", key=where, offset=offset) from None
         else:
