@@ -59,10 +59,12 @@ def _database(client: Any) -> str | None:
     return transport.using if isinstance(transport, EmbeddedTransport) else None
 
 
-def _scan(list_function, request, *, all_projects=False, search=None) -> Iterator[Any]:
-    """Every item of a ``*_list`` call, page by page, at most MAX_SCANNED."""
+def _scan(
+    list_function, request, *, all_projects=False, search=None, cap: int | None = MAX_SCANNED
+) -> Iterator[Any]:
+    """Every item of a ``*_list`` call, page by page, at most ``cap`` (None: no cap)."""
     offset = 0
-    while offset < MAX_SCANNED:
+    while cap is None or offset < cap:
         items, more = list_function(
             request, limit=PAGE, offset=offset, search=search, all_projects=all_projects
         )
@@ -411,7 +413,9 @@ def _totals_sql(using: str, start: int, end: int) -> dict[str, dict[str, Any]]:
 
 def _totals_scan(request, start: int, end: int) -> dict[str, dict[str, Any]]:
     totals: dict[str, dict[str, Any]] = {}
-    for backup in _scan(api_freezer.backup_list, request, all_projects=True):
+    # No cap: a total that silently stops counting would be wrong, not just late.  (freezer-api
+    # 19.0.0 lists backups one project at a time, so remote mode raises before reading here.)
+    for backup in _scan(api_freezer.backup_list, request, all_projects=True, cap=None):
         entry = totals.setdefault(backup.project_id, _totals_entry(backup.project_id))
         if backup.status == "available":
             entry["stored_bytes"] += int(_number(backup.stored_bytes))
@@ -420,7 +424,7 @@ def _totals_scan(request, start: int, end: int) -> dict[str, dict[str, Any]]:
                 entry["last_success"] = backup.time_stamp
         elif backup.status == "error" and start <= backup.time_stamp <= end:
             entry["failures"] += 1
-    for job in _scan(api_freezer.job_list, request, all_projects=True):
+    for job in _scan(api_freezer.job_list, request, all_projects=True, cap=None):
         entry = totals.setdefault(job.project_id, _totals_entry(job.project_id))
         entry["jobs"] += 1
         entry["running_jobs"] += job.status == "running"

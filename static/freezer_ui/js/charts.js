@@ -19,7 +19,9 @@
 
   function bytes(value) {
     if (value === null || value === undefined) { return '-'; }
-    var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    // Powers of 1024 with the names Django's filesizeformat gives them, so the axes read like
+    // the sizes in the tables next to them.
+    var units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
     var i = 0;
     while (Math.abs(value) >= 1024 && i < units.length - 1) { value /= 1024; i++; }
     return (i ? value.toFixed(1) : String(Math.round(value))) + ' ' + units[i];
@@ -39,7 +41,8 @@
   }
 
   function graph(el, renderer, name, color, data, options) {
-    var width = Math.max($(el).width() || 0, 200);
+    // A little narrower than the column: Rickshaw draws its Y axis inside this width.
+    var width = Math.max(($(el).width() || 0) - 10, 200);
     var chart = new Rickshaw.Graph($.extend({
       element: el,
       width: width,
@@ -112,10 +115,14 @@
     var names = items.map(function (item) { return item.name; });
     var data = items.map(function (item, i) { return {x: i, y: item.stored_bytes}; });
     var chart = graph(el, 'bar', $el.data('labelStored'), COLORS.projects, data);
+    // A bar starts at its x and is about one unit wide: name it under its middle.
     new Rickshaw.Graph.Axis.X({
       graph: chart,
-      tickValues: data.map(function (d) { return d.x; }),
-      tickFormat: function (i) { return names[i] === undefined ? '' : names[i]; }
+      tickValues: data.map(function (d) { return d.x + 0.45; }),
+      tickFormat: function (x) {
+        var name = names[Math.floor(x)];
+        return name === undefined ? '' : name;
+      }
     });
     new Rickshaw.Graph.Axis.Y({graph: chart, tickFormat: bytes, ticks: 4});
     new Rickshaw.Graph.HoverDetail({

@@ -95,6 +95,8 @@ class IndexView(views.HorizonTemplateView):
             "recent_runs": runs,
             "recent_failures": failures,
             "usage_empty": usage["empty"],
+            "usage_complete": usage["complete"],
+            "usage_scanned": stats.MAX_SCANNED,
             "usage_summary": summary,
         }
 
