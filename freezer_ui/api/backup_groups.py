@@ -3,9 +3,9 @@
 The Backups panel shows one row per *backup* (a series of generations) instead of one row per
 generation: with 10,000 generations a page must not mean loading 10,000 documents.
 
-* **Embedded transport**: the grouping is one SQL ``GROUP BY`` over JSON key transforms of the
-  stored document (``KT("doc__backup_metadata__backup_name")``), which Django compiles for
-  sqlite (``->>``) and PostgreSQL alike; only the page's groups come back, plus one indexed
+* **Embedded transport**: the grouping is one SQL ``GROUP BY`` over JSON keys of the stored
+  document (``JSON_EXTRACT`` on sqlite, Django's ``KT("doc__backup_metadata__...")`` key
+  transforms, ``->>`` on jsonb, elsewhere); only the page's groups come back, plus one indexed
   query for the newest record of each (its status and id).
 * **Remote transport**: freezer-api 19.0.0 cannot group or sort backups.  The records are read
   page by page (``backup_list``, 500 a call) and grouped here: correct, but its cost grows with
@@ -219,27 +219,59 @@ def _order(field: str, descending: bool) -> Any:
     return F(field).desc(nulls_last=True) if descending else F(field).asc(nulls_last=True)
 
 
+def _sqlite() -> bool:
+    from django.db import connections
+
+    return connections[conf.database_alias()].vendor == "sqlite"
+
+
+def _meta(key: str, function: str = "JSON_EXTRACT") -> Any:
+    """``backup_metadata.<key>`` of the stored document, NULL when absent.
+
+    On sqlite, Django's key transform wraps every extraction in ``CASE WHEN JSON_TYPE(...)``
+    (two JSON parses per key and row, so booleans come back as text); the group columns never
+    need that, and one ``JSON_EXTRACT`` per key is several times faster on 10,000 rows.  Other
+    databases (PostgreSQL: ``->``/``->>`` on jsonb) use Django's transform.
+    """
+    from django.db.models import F, Func, TextField, Value
+    from django.db.models.fields.json import KT
+
+    if _sqlite():
+        # A constant path built from our own key names, never from user input.
+        path = f'$."backup_metadata"."{key}"'
+        return Func(F("doc"), Value(path), function=function, output_field=TextField())
+    return KT("doc__backup_metadata__" + key)
+
+
+def _meta_true(key: str) -> Any:
+    """A condition: ``backup_metadata.<key>`` is JSON ``true`` (not 1, not "true")."""
+    from django.db.models import Q, Value
+    from django.db.models.lookups import Exact
+
+    if _sqlite():
+        return Exact(_meta(key, "JSON_TYPE"), Value("true"))
+    return Q(**{"doc__backup_metadata__" + key: True})
+
+
 def _annotated(rows: Any) -> Any:
     """Rows with the group's columns as SQL expressions on the JSON document."""
     from django.db.models import Case, F, TextField, Value, When
-    from django.db.models.fields.json import KT
-    from django.db.models.functions import Coalesce
-
-    meta = "doc__backup_metadata__"
+    from django.db.models.functions import Cast, Coalesce
 
     def text(key: str) -> Any:
-        return Coalesce(KT(meta + key), Value(""), output_field=TextField())
+        # Cast: a number where a name is expected (``"backup_name": 7``) must still compare
+        # equal to the text "7" the group key holds.
+        return Coalesce(Cast(_meta(key), TextField()), Value(""), output_field=TextField())
 
     return rows.annotate(
         g_name=text("backup_name"),
         g_host=text("hostname"),
         g_engine=text("engine_name"),
         g_storage=text("storage"),
-        # The same rule as origin_of(), in SQL; JSON ``true`` compares equal to True on
-        # sqlite and PostgreSQL, a missing key matches neither branch.
+        # The same rule as origin_of(), in SQL; a missing key matches neither branch.
         g_origin=Case(
-            When(**{meta + "freezer_legacy": True}, then=Value(ORIGIN_UPSTREAM)),
-            When(**{meta + "freezer_ui_agent": True}, then=Value(ORIGIN_OURS)),
+            When(_meta_true("freezer_legacy"), then=Value(ORIGIN_UPSTREAM)),
+            When(_meta_true("freezer_ui_agent"), then=Value(ORIGIN_OURS)),
             default=Value(ORIGIN_UPSTREAM),
             output_field=TextField(),
         ),
@@ -250,10 +282,9 @@ def _annotated(rows: Any) -> Any:
 def _numeric(*keys: str) -> Any:
     """The first present JSON number among ``keys`` of backup_metadata, as a float."""
     from django.db.models import FloatField
-    from django.db.models.fields.json import KT
     from django.db.models.functions import Cast, Coalesce
 
-    casts = [Cast(KT("doc__backup_metadata__" + key), FloatField()) for key in keys]
+    casts = [Cast(_meta(key), FloatField()) for key in keys]
     return Coalesce(*casts) if len(casts) > 1 else casts[0]
 
 

@@ -201,6 +201,14 @@ class BrowseTests(BrowseTestBase):
         _size, chunks = browse.open_file(self.request, self.b1, "etc/app.conf")
         self.assertEqual(b"".join(chunks), b"version = 1\n")
 
+    def test_a_backup_made_after_the_repository_was_cached_is_read(self):
+        browse.list_dir(self.request, self.b2)  # the repository and its index are now cached
+        with open(os.path.join(self.fx.source, "etc", "new.txt"), "wb") as f:
+            f.write(b"new data " * 1000)
+        _gen3, b3 = self.fx.backup()
+        _size, chunks = browse.open_file(self.request, b3, "etc/new.txt")
+        self.assertEqual(b"".join(chunks), b"new data " * 1000)
+
     def test_open_file_refuses_a_directory(self):
         with self.assertRaises(browse.PathNotFound):
             browse.open_file(self.request, self.b2, "etc")

@@ -137,6 +137,26 @@ class GroupTests(helpers.TestCase):
         with self.assertRaises(NotFound):
             backup_groups.backup_group_backups(self.request, theirs)
 
+    def test_odd_values_group_like_the_python_rule(self):
+        # JSON true spelled as 1 or "true", a missing engine: SQL and the Python rule
+        # (origin_of, group_key) must agree, or a group's page would be empty.
+        for meta in (
+            {"freezer_ui_agent": True},
+            {"freezer_ui_agent": 1},
+            {"freezer_ui_agent": "true"},
+            {"freezer_ui_agent": True, "freezer_legacy": True},
+        ):
+            self.store.backups.create(
+                dict({"backup_name": "odd", "hostname": "hx", "container": "/c"}, **meta)
+            )
+        groups, _ = backup_groups.backup_group_list(self.request, limit=100, search="odd")
+        self.assertEqual(sorted((g.backup_name, g.engine_name, g.origin, g.generations)
+                                for g in groups),
+                         [("odd", "", "ours", 1), ("odd", "", "upstream", 3)])  # fmt: skip
+        for g in groups:
+            page, _ = backup_groups.backup_group_backups(self.request, g.last_backup_id)
+            self.assertEqual(len(page), g.generations)
+
     def test_unknown_sort_falls_back_to_the_default(self):
         a, _ = backup_groups.backup_group_list(self.request, sort="id; DROP TABLE x")
         b, _ = backup_groups.backup_group_list(self.request)

@@ -9,10 +9,12 @@ import json
 import os
 import re
 import tarfile
+from unittest import mock
 
 from django.urls import reverse
 
-from freezer_ui.api import browse
+from freezer_ui.api import backup_groups, browse
+from freezer_ui.api.exceptions import Unavailable
 from freezer_ui.repository import RetentionPolicy
 from tests.api.test_browse import HTML_NAME, Fixture, tree_of
 from tests.dashboards import helpers
@@ -119,6 +121,17 @@ class GroupsPageTests(PanelTestBase):
 
     def test_empty_state(self):
         self.assertContains(self.client.get(INDEX_URL), "No backups yet")
+
+    def test_unavailable_service_is_a_message_not_an_empty_list(self):
+        with mock.patch.object(
+            backup_groups, "backup_group_list", side_effect=Unavailable("connection refused")
+        ):
+            res = self.client.get(INDEX_URL)
+        self.assertEqual(res.status_code, 200)
+        self.assertTrue(
+            any("Unable to retrieve backups." in str(m) for m in res.context["messages"])
+        )
+        self.assertNotContains(res, "No backups yet")
 
 
 class GroupPageTests(PanelTestBase):
