@@ -1,18 +1,15 @@
 """A stored passphrase reaches the repository through a real agent, and nothing else.
 
 The agent here runs against a migrated sqlite *file* (tests/agent/conftest.py), as it does next
-to a dashboard.  The fixture pins ``project_id=`` on the agent's ``resolve_passphrase`` call,
-the one argument ``freezer_ui/agent/agent.py`` (owned elsewhere) is to pass
-(``project_id=self.project_id``); with that change in, the pin is a no-op.
+to a dashboard, and resolves ``passphrase_ref`` in its project
+(``freezer_ui/agent/agent.py``: ``resolve_passphrase(..., project_id=self.project_id)``).
 """
 
-import functools
 import os
 
 import pytest
 
 from freezer_ui import conf, secrets
-from freezer_ui.agent import agent as agent_module
 from freezer_ui.models import Secret
 from freezer_ui.repository import Repository
 from freezer_ui.storage import get_storage
@@ -36,13 +33,10 @@ def key_file(tmp_path, settings, monkeypatch):
 
 
 @pytest.fixture
-def agent_with_project(monkeypatch, make_agent):
-    monkeypatch.setattr(
-        agent_module,
-        "resolve_passphrase",
-        functools.partial(secrets.resolve_passphrase, project_id=PROJECT),
-    )
-    return make_agent()
+def agent_with_project(make_agent):
+    agent = make_agent()
+    assert agent.project_id == PROJECT
+    return agent
 
 
 def test_backup_encrypted_with_a_stored_passphrase(
