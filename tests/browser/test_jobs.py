@@ -13,7 +13,7 @@ from demo.keystone import ADMIN, DEMO, OTHER
 JOBS = "/project/freezer_jobs/"
 ADMIN_JOBS = "/admin/freezer_jobs/"
 ADMIN_BACKUPS = "/admin/freezer_backups/"
-MODAL_FORM = "#create_job_form"
+MODAL_FORM = ".workflow form"
 
 
 def open_create_form(horizon):
@@ -22,22 +22,47 @@ def open_create_form(horizon):
     horizon.visible(MODAL_FORM)
 
 
+def step(horizon, slug: str, workflow: str = "create_job"):
+    """Wait until the wizard shows step ``slug`` and return its fieldset."""
+    return horizon.visible(f"#{workflow}__{slug}")
+
+
+def next_step(horizon, slug: str, workflow: str = "create_job"):
+    """Press Next (Horizon validates the current step on the server) and wait for ``slug``."""
+    button = horizon.wait(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, ".modal-footer .button-next")),
+        message="the wizard's Next button never became clickable",
+    )
+    button.click()
+    return step(horizon, slug, workflow)
+
+
 def fill_job_form(horizon, agent: str, description: str, schedule: str = "once") -> None:
+    """Walk the wizard to its last step: client, engine, storage, schedule (retention left)."""
+    step(horizon, "client")
     horizon.type_into("description", description)
     horizon.choose("client_id", agent)
+    next_step(horizon, "engine")
     horizon.choose("engine_name", "tar")
     horizon.type_into("path_to_backup", "/srv/www")
     horizon.type_into("backup_name", "www-nightly")
+    next_step(horizon, "storage")
     horizon.choose("storage", "local")
     horizon.type_into("container", "/var/backups/freezer")
+    next_step(horizon, "schedule")
     horizon.choose("schedule_kind", schedule)
 
 
 def submit(horizon) -> None:
-    # Clickable, not merely present: while Bootstrap still fades the modal in, a click can land
-    # on the backdrop and the form is never sent.
+    # The wizard's final button shows on its last step: jump there through the step tabs
+    # (Horizon validates the steps in between on the server).  Clickable, not merely present:
+    # while Bootstrap still fades the modal in, a click can land on the backdrop.
+    final = horizon.find_all(".modal-footer .button-final")
+    if not (final and final[0].is_displayed()):
+        horizon.visible("a[data-target$='__retention']").click()
+        horizon.visible("fieldset[id$='__retention']")
     button = horizon.wait(
-        EC.element_to_be_clickable((By.CSS_SELECTOR, ".modal-footer [type=submit]")),
+        EC.element_to_be_clickable((By.CSS_SELECTOR, ".modal-footer .button-final")),
         message="the modal's submit button never became clickable",
     )
     button.click()
@@ -206,13 +231,15 @@ def test_invalid_schedule_shows_field_error_and_saves_nothing(horizon, agents, f
     horizon.login(DEMO)
     open_create_form(horizon)
     fill_job_form(horizon, agents["demo"], "never saved", schedule="interval")
-    # "Repeat every…" without a number: the server-side form check refuses it.
-    submit(horizon)
+    # "Repeat every…" without a number: Next asks the server, which refuses the step.
+    horizon.visible(".modal-footer .button-next").click()
 
-    error = horizon.visible(f"{MODAL_FORM} .has-error .help-block, {MODAL_FORM} .has-error .error")
+    schedule = step(horizon, "schedule")
+    error = horizon.visible("#create_job__schedule .has-error .help-block")
     assert "repeat" in error.text.lower()
     field = error.find_element(By.XPATH, "./ancestor::*[contains(@class,'form-group')][1]")
     assert field.find_elements(By.NAME, "interval_number")
+    assert schedule.is_displayed()  # the wizard stays on the step
     horizon.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", field)
     horizon.screenshot("project-jobs-create-error")
 
@@ -220,3 +247,55 @@ def test_invalid_schedule_shows_field_error_and_saves_nothing(horizon, agents, f
     horizon.get(JOBS)
     horizon.find("#jobs")
     assert not any("never saved" in r for r in job_rows(horizon))
+
+
+def test_wizard_retention_then_clone(horizon, agents, freezer_api):
+    """The wizard's whole path: excludes, retention as an admin action, then a clone."""
+    horizon.login(DEMO)
+    open_create_form(horizon)
+    step(horizon, "client")
+    horizon.type_into("description", "etc with retention")
+    horizon.choose("client_id", agents["demo"])
+    next_step(horizon, "engine")
+    horizon.choose("engine_name", "tar")
+    # Per-engine fields: tar's are shown, nova's is not.
+    assert horizon.visible("[name='exclude']").is_displayed()
+    assert not horizon.find("[name='nova_inst_id']").is_displayed()
+    horizon.type_into("path_to_backup", "/srv/www")
+    horizon.type_into("exclude", "*.tmp")
+    horizon.type_into("backup_name", "etc-kept")
+    next_step(horizon, "storage")
+    horizon.choose("storage", "local")
+    horizon.type_into("container", "/var/backups/freezer")
+    next_step(horizon, "schedule")
+    horizon.choose("schedule_kind", "once")
+    next_step(horizon, "retention")
+    horizon.type_into("keep_last", "7")
+    horizon.screenshot("project-jobs-wizard-retention")
+    submit(horizon)
+    wait_for_row(horizon, "etc with retention")
+
+    (job,) = api_jobs(freezer_api(DEMO))
+    backup, admin = (a["freezer_action"] for a in job["job_actions"])
+    assert backup["exclude"] == "*.tmp" and backup["engine_name"] == "tar"
+    assert admin["action"] == "admin" and admin["keep_last"] == 7
+    assert admin["backup_name"] == "etc-kept"
+
+    # Clone from the row: the wizard opens filled in, under a new name.
+    row = wait_for_row(horizon, "etc with retention")
+    toggle = row.find_elements(By.CSS_SELECTOR, ".dropdown-toggle")
+    if toggle:
+        toggle[0].click()
+    horizon.visible(f"#jobs__row_{job['job_id']}__action_clone").click()
+    step(horizon, "client")
+    description = horizon.visible("[name='description']")
+    assert description.get_attribute("value") == "Copy of etc with retention"
+    submit(horizon)
+    wait_for_row(horizon, "Copy of etc with retention")
+
+    jobs = {j["description"]: j for j in api_jobs(freezer_api(DEMO))}
+    copy = jobs["Copy of etc with retention"]
+    assert copy["job_id"] != job["job_id"]
+    assert [a["freezer_action"] for a in copy["job_actions"]] == [
+        a["freezer_action"] for a in job["job_actions"]
+    ]

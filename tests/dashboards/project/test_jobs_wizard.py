@@ -269,10 +269,10 @@ class WizardStepValidationTests(helpers.TestCase):
 
     def setUp(self):
         super().setUp()
-        store = FreezerClient(
+        self.store = FreezerClient(
             EmbeddedTransport(), project_id=self.tenant.id, user_id=self.user.id, roles=["member"]
         )
-        store.clients.create(
+        self.store.clients.create(
             {"client_id": "host-1", "hostname": "host-1", "supported_engines": ["tar"]}
         )
 
@@ -302,3 +302,16 @@ class WizardStepValidationTests(helpers.TestCase):
         self.assertTrue(result["has_errors"])
         self.assertNotIn("<img", str(result))
         self.assertIn("Pick one of the offered choices.", str(result))
+
+    def test_prefilled_wizards_open_at_the_first_step(self):
+        self.client.post(
+            CREATE_URL, form_data(schedule_kind="once", interval_number="", start_date="")
+        )
+        (job,) = self.store.jobs.list(limit=10)
+        for name in ("clone", "update"):
+            url = reverse(f"horizon:project:freezer_jobs:{name}", args=[job["job_id"]])
+            res = self.client.get(url)
+            self.assertEqual(res.context["workflow"].get_entry_point(), "client", name)
+            self.assertContains(res, 'id="create_job__client" class="js-tab-pane active"'
+                                if name == "clone" else
+                                'id="update_job__client" class="js-tab-pane active"')  # fmt: skip

@@ -90,6 +90,15 @@ class JobWorkflowView(workflows.WorkflowView):
     template_name = "freezer_ui/project/freezer_jobs/workflow.html"
     ajax_template_name = "freezer_ui/project/freezer_jobs/_workflow.html"
 
+    def get_workflow(self):
+        workflow = super().get_workflow()
+        if self.request.method == "GET" and not self.request.GET.get("step"):
+            # Horizon opens a wizard at the first step whose fields are not all filled in; a
+            # prefilled job (clone, edit) leaves optional fields empty, which would open it in
+            # the middle.  After a refused post, Horizon's choice (the step in error) stands.
+            workflow.entry_point = workflow.steps[0].slug
+        return workflow
+
     @memoized.memoized_method
     def get_object(self):
         try:

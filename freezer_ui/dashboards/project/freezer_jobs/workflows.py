@@ -68,7 +68,7 @@ ENGINES: dict[str, EngineSpec] = {
         ("path_to_backup",),
     ),
     "rsyncv2": EngineSpec(
-        _("rsyncv2: rsync, upstream Freezer's second format"),
+        _("rsyncv2: rsync, second format of upstream Freezer"),
         "fs",
         ("path_to_backup",),
         ("path_to_backup",),
