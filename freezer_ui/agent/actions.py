@@ -104,14 +104,56 @@ def open_repository(ctx: ActionContext, *, create: bool) -> Any:
         return Repository.open(storage, passphrase=ctx.passphrase)
 
 
-def run(ctx: ActionContext) -> dict[str, Any]:
-    handler: Callable[[ActionContext], dict[str, Any]] = {
+LEGACY_FORMAT = "freezer-legacy"
+LEGACY_MODULE = "freezer_ui.agent.legacy_action"
+
+
+def _legacy(function: str) -> Callable[[ActionContext], dict[str, Any]]:
+    """A handler of the legacy plugin, imported only when a job needs it (it pulls in the
+    upstream Freezer readers; an agent without them still runs every other action)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(LEGACY_MODULE)
+        return getattr(module, function)
+    except (ImportError, AttributeError) as e:
+        raise _refused(
+            "this agent cannot handle backups of the upstream Freezer agent "
+            f"(freezer_ui_format {LEGACY_FORMAT!r}): {LEGACY_MODULE}.{function} is not "
+            f"available ({e})"
+        ) from None
+
+
+def handler_for(action: dict[str, Any]) -> Callable[[ActionContext], dict[str, Any]]:
+    """Which function runs ``action``: ours, or the legacy plugin's for upstream backups."""
+    name = str(action.get("action"))
+    legacy = action.get("freezer_ui_format") == LEGACY_FORMAT
+    if name == "restore" and legacy:
+        return _legacy("restore")
+    if name == "admin" and action.get("legacy_import"):
+        # An import rewrites an upstream chain into one of our repositories: maintenance, so
+        # an admin action (freezer-api's action enum has no room for a new name).
+        return _legacy("import_")
+    if legacy:
+        raise _refused(f"action {name!r} does not apply to upstream Freezer backups")
+    return {
         "backup": backup,
         "restore": restore,
         "admin": admin,
         "info": info,
-    }[str(ctx.action.get("action"))]
-    return handler(ctx)
+        "exec": exec_,
+    }[name]
+
+
+def run(ctx: ActionContext) -> dict[str, Any]:
+    summary = handler_for(ctx.action)(ctx)
+    if ctx.action.get("freezer_ui_format") == LEGACY_FORMAT and ctx.action.get("action") == (
+        "restore"
+    ):
+        # Upstream Freezer streams carry no content hashes: only decompression, decryption and
+        # tar header checksums catch damage, which is not a verification of the data.
+        summary.setdefault("verified", False)
+    return summary
 
 
 # --------------------------------------------------------------------------- backup
@@ -388,3 +430,111 @@ def info(ctx: ActionContext) -> dict[str, Any]:
     for g in gens:
         ctx.log(f"generation {g.id} {g.time.isoformat()} {g.hostname} {g.backup_name}")
     return {"generations": [g.id for g in gens]}
+
+
+# --------------------------------------------------------------------------- exec
+# Environment variables an exec'd command never sees: the agent's own credentials.
+_EXEC_HIDDEN_ENV = ("FREEZER_UI_PASSPHRASE", "OS_TOKEN", "OS_PASSWORD")
+_EXEC_LINE_MAX = 1000
+
+
+def exec_(ctx: ActionContext) -> dict[str, Any]:
+    """``exec`` (upstream Freezer's): run ``command`` on the agent host.
+
+    Refused unless the operator started the agent with ``--allow-exec``: on a multi-tenant
+    cloud a job's author is a tenant, and this would run the tenant's command as the agent.
+    No shell (``shlex.split``: no pipes, globs or variables), a timeout (``timeout`` option,
+    capped by ``--exec-timeout``), output into the run log, killed on abort.
+    """
+    import queue
+    import shlex
+    import signal
+    import subprocess
+    import threading
+
+    config = ctx.agent.config
+    if not config.allow_exec:
+        raise _refused(
+            f"client {ctx.agent.client_id} does not run exec actions: its agent was started "
+            "without --allow-exec (tenant-supplied commands are off by default)"
+        )
+    command = ctx.action.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise _refused("an exec action needs command (a string)")
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise _refused(f"command cannot be split into arguments: {e}") from None
+    timeout = float(config.exec_timeout)
+    asked = ctx.action.get("timeout")
+    if asked not in (None, ""):
+        try:
+            timeout = min(timeout, float(asked))
+        except (TypeError, ValueError):
+            raise _refused(f"timeout {asked!r} is not a number of seconds") from None
+    env = {k: v for k, v in os.environ.items() if k not in _EXEC_HIDDEN_ENV}
+    ctx.log(f"exec {argv!r} (timeout {timeout:g} s)")
+    began = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: a kill reaches its children
+        )
+    except OSError as e:
+        raise _refused(f"cannot run {argv[0]!r}: {e.strerror or e}") from None
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.put(raw.decode("utf-8", "replace").rstrip("\n")[:_EXEC_LINE_MAX])
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    output = 0
+
+    def drain() -> None:
+        nonlocal output
+        while True:
+            try:
+                line = lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is not None:
+                output += 1
+                ctx.log(f"| {line}")
+
+    def kill() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    try:
+        while proc.poll() is None:
+            drain()
+            if time.monotonic() - began > timeout:
+                kill()
+                reader.join(timeout=5)
+                drain()
+                raise RuntimeError(f"command timed out after {timeout:g} s and was killed")
+            ctx.control.tick()  # answers an abort event (raises Cancelled)
+            time.sleep(0.05)
+    except BaseException:
+        if proc.poll() is None:
+            kill()
+        raise
+    reader.join(timeout=5)
+    drain()
+    duration = round(time.monotonic() - began, 3)
+    ctx.log(f"exit status {proc.returncode} after {duration} s")
+    if proc.returncode != 0:
+        raise RuntimeError(f"command exited with status {proc.returncode}")
+    return {"command": argv, "exit_status": proc.returncode, "duration": duration,
+            "output_lines": output}  # fmt: skip

@@ -40,7 +40,7 @@ from freezer_ui.progress import Progress, ProgressSnapshot
 
 LOG = logging.getLogger("freezer_ui.agent")
 
-SUPPORTED_ACTIONS = ("backup", "restore", "admin", "info")
+SUPPORTED_ACTIONS = ("backup", "restore", "admin", "info", "exec")
 SUPPORTED_MODES = ("fs",)
 # Lines of a run's log kept in the history and in the backup record.
 LOG_LINES = 200
@@ -86,6 +86,9 @@ class AgentConfig:
     # Whether FREEZER_UI_PASSPHRASE may serve jobs without a reference.  Off when one process
     # serves several projects: one environment secret must not open every tenant's backups.
     shared_passphrase: bool = True
+    # exec actions run tenant-supplied commands on this host: only when the operator says so.
+    allow_exec: bool = False
+    exec_timeout: float = 3600.0
 
 
 class RunLog:
@@ -329,7 +332,11 @@ class Agent:
             "client_id": self.client_id,
             "hostname": self.hostname,
             "description": self.config.description,
-            "supported_actions": [a for a in SUPPORTED_ACTIONS if a in schemas.SUPPORTED_ACTIONS],
+            "supported_actions": [
+                a
+                for a in SUPPORTED_ACTIONS
+                if a in schemas.SUPPORTED_ACTIONS and (a != "exec" or self.config.allow_exec)
+            ],
             "supported_modes": list(SUPPORTED_MODES),
             "supported_storages": [s for s in self.storages() if s in schemas.SUPPORTED_STORAGES],
             "supported_engines": [e for e in self.engines() if e in schemas.SUPPORTED_ENGINES],

@@ -60,6 +60,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="host path jobs may read from, restore into or keep local repositories in "
         "(repeatable; default: $FREEZER_UI_ALLOWED_ROOTS, colon-separated, or /)",
     )
+    p.add_argument(
+        "--allow-exec",
+        action="store_true",
+        help="run exec actions (commands written by job authors, i.e. tenants); off by default",
+    )
+    p.add_argument(
+        "--exec-timeout",
+        type=float,
+        default=3600.0,
+        help="upper bound, in seconds, of an exec action's run time (default 3600)",
+    )
     p.add_argument("--once", action="store_true", help="one poll, then exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -174,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         progress_interval=args.progress_interval,
         key_dir=args.key_dir,
+        allow_exec=args.allow_exec,
+        exec_timeout=args.exec_timeout,
     )
     agent: Any
     if multi:
