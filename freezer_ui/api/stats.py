@@ -87,15 +87,32 @@ def _backup_rows(using: str):
     return models.Backup.objects.using(using).order_by()
 
 
+# What a JSON number looks like as text (sqlite and PostgreSQL both render numbers this way).
+_NUMERIC = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+
 def _meta_number(*keys: str):
-    """A number from ``doc.backup_metadata``, the first key present (our name, then freezer's)."""
-    from django.db.models import FloatField
+    """A number from ``doc.backup_metadata``, the first key holding one (our name, then
+    freezer's); NULL where the key is missing or holds something else."""
+    from django.db.models import Case, FloatField, Q, When
     from django.db.models.fields.json import KT
     from django.db.models.functions import Cast, Coalesce
 
+    # backup_metadata is free JSON in freezer-api: a record from another client may hold text
+    # there.  PostgreSQL would fail the whole query casting it, so only numbers are cast.
     # Float, not integer: PostgreSQL refuses to cast the text "1.0" to bigint, and byte counts
     # stay exact in a double up to 2**53.
-    casts = [Cast(KT(f"doc__backup_metadata__{key}"), FloatField()) for key in keys]
+    casts = [
+        Case(
+            When(
+                Q(**{f"doc__backup_metadata__{key}__regex": _NUMERIC}),
+                then=Cast(KT(f"doc__backup_metadata__{key}"), FloatField()),
+            ),
+            default=None,
+            output_field=FloatField(),
+        )
+        for key in keys
+    ]
     return Coalesce(*casts) if len(casts) > 1 else casts[0]
 
 

@@ -61,6 +61,8 @@ def records(member):
     add_backup(member, TODAY - 2 * DAY + 5, size=2000, stored_bytes=100, new_bytes=200)
     add_backup(member, TODAY - 2 * DAY + 3600, size=2000, stored_bytes=50, new_bytes=300)
     add_backup(member, TODAY - 2 * DAY + 7200, status="error", error="disk <b>full</b>")
+    # A record from some other client with text where numbers belong: a backup, no bytes.
+    add_backup(member, TODAY - 2 * DAY + 10, size="big", stored_bytes="lots", new_bytes=None)
     # Today: one available backup recorded by the upstream Freezer agent's field names, and
     # one still being written (neither a success nor a failure yet).
     add_backup(
@@ -98,7 +100,7 @@ def test_usage_series_equals_the_records(records, request, path):
     assert two_ago["stored_bytes"] == 700 + 300 + 100 + 50
     assert (two_ago["new_bytes"], two_ago["size"]) == (500, 4000)
     assert two_ago["dedup_ratio"] == pytest.approx(1 - 500 / 4000)
-    assert (two_ago["success"], two_ago["fail"]) == (1 + 1, 1)
+    assert (two_ago["success"], two_ago["fail"]) == (1 + 1 + 1, 1)
     # Days without backups keep the level and have no ratio.
     assert series[-2]["stored_bytes"] == two_ago["stored_bytes"]
     assert series[-2]["dedup_ratio"] is None
@@ -237,7 +239,7 @@ def test_project_totals(records, admin, request, path):
     assert totals["proj-a"] == {
         "project_id": "proj-a",
         "stored_bytes": 700 + 300 + 100 + 50 + 1000,
-        "generations": 5,
+        "generations": 6,
         "last_success": TODAY + 100,
         "failures": 2,  # two days ago + exactly 7 days ago
         "jobs": 2,

@@ -36,6 +36,11 @@
     return new Date(seconds * 1000).toISOString().slice(0, 10);
   }
 
+  function dayAxis(chart) {
+    // ISO dates rather than Rickshaw's time axis, whose month names are English only.
+    return new Rickshaw.Graph.Axis.X({graph: chart, ticks: 3, tickFormat: day});
+  }
+
   function message($el, text) {
     $el.empty().append($('<p class="text-muted freezer-chart-message"></p>').text(text));
   }
@@ -48,6 +53,8 @@
       width: width,
       height: HEIGHT,
       renderer: renderer,
+      // Straight segments between days: a smoothed curve would invent values in between.
+      interpolation: 'linear',
       min: 0,
       series: [{name: name, color: color, data: data}]
     }, options || {}));
@@ -70,7 +77,7 @@
         chart = graph(this, kind === 'stored' ? 'area' : 'bar',
                       kind === 'stored' ? labels.labelStored : labels.labelNew,
                       COLORS[kind], data, kind === 'stored' ? {stroke: true} : {});
-        new Rickshaw.Graph.Axis.Time({graph: chart});
+        dayAxis(chart);
         new Rickshaw.Graph.Axis.Y({graph: chart, tickFormat: bytes, ticks: 4});
         new Rickshaw.Graph.HoverDetail({graph: chart, xFormatter: day, yFormatter: bytes});
       } else if (kind === 'dedup') {
@@ -82,7 +89,7 @@
           return;
         }
         chart = graph(this, 'lineplot', labels.labelDedup, COLORS.dedup, data, {max: 100});
-        new Rickshaw.Graph.Axis.Time({graph: chart});
+        dayAxis(chart);
         new Rickshaw.Graph.Axis.Y({graph: chart, ticks: 4});
         new Rickshaw.Graph.HoverDetail({graph: chart, xFormatter: day, yFormatter: percent});
       } else {
