@@ -10,9 +10,11 @@ from urllib.parse import urlencode
 
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from openstack_dashboard.test.helpers import create_mocks
 
 from freezer_ui.api import stats
 from freezer_ui.api.client import FreezerClient
+from freezer_ui.api.exceptions import Unavailable
 from freezer_ui.api.transports.embedded import EmbeddedTransport
 from tests.dashboards import helpers
 
@@ -194,3 +196,24 @@ class ProjectOverviewTests(helpers.TestCase):
         usage = stats.project_usage(res.wsgi_request, days=30)
         self.assertEqual(usage["series"][-1]["stored_bytes"], 3500)
         self.assertFalse(usage["empty"])
+
+
+class ProjectOverviewUnavailableTests(helpers.TestCase):
+    # Remote mode with freezer-api gone: the job and backup sections may have answered from a
+    # cache or another endpoint; the usage part says it failed instead of drawing nothing.
+    @create_mocks({stats: ["project_usage"]})
+    def test_usage_failure_is_a_message(self):
+        self.mock_project_usage.side_effect = Unavailable("connection refused")
+        res = self.client.get(OVERVIEW_URL)
+        self.assertEqual(res.status_code, 200)
+        self.assertTrue(res.context["activity_error"])
+        self.assertIn(
+            "Unable to retrieve recent runs and usage.",
+            [str(m.message) for m in res.context["messages"]][0],
+        )
+        self.assertNotContains(res, 'id="freezer-overview-usage"')
+
+    @create_mocks({stats: ["project_usage"]})
+    def test_endpoint_passes_the_service_status_on(self):
+        self.mock_project_usage.side_effect = Unavailable("connection refused")
+        self.assertEqual(ajax_get(self.client, USAGE_URL).status_code, 503)
