@@ -389,3 +389,136 @@ def agents(keystone_server, transactional_db):
             hostname=f"{username}-host",
         )
     return registered
+
+
+# -- the whole story: a shared database file and real job agents ----------------------------------
+
+
+@pytest.fixture
+def story_db(tmp_path, django_db_blocker, settings, transactional_db):
+    """The embedded store in a sqlite *file* that the live server and agent processes share.
+
+    pytest-django's test database is in memory (this process only); a job agent is another
+    process.  Same recipe as tests/agent/conftest.py::agent_db: an alias of its own, migrated,
+    with IMMEDIATE transactions (agents and web threads write concurrently).
+    """
+    import copy
+    import uuid
+
+    from django.core.management import call_command
+    from django.db import connections
+
+    alias = f"story_{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "freezer_ui.sqlite3"
+    config = copy.deepcopy(connections.databases["default"])
+    options = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    config.update(NAME=str(path), OPTIONS=options, TEST={"NAME": str(path)})
+    connections.databases[alias] = config
+    settings.FREEZER_UI_DATABASE = alias
+    with django_db_blocker.unblock():
+        call_command("migrate", "freezer_ui", database=alias, verbosity=0)
+        try:
+            yield path
+        finally:
+            for conn in connections.all(initialized_only=True):
+                if conn.alias == alias:
+                    conn.close()
+            del connections.databases[alias]
+
+
+class AgentProcess:
+    """``python -m freezer_ui.agent run --mode embedded`` for one project, as a real process."""
+
+    def __init__(self, db: Path, state_dir: Path, ids, client_id: str, hostname: str, root: Path):
+        import subprocess
+
+        self.log = state_dir / "agent.log"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "freezer_ui.agent",
+            "run",
+            "--mode",
+            "embedded",
+            "--settings",
+            "tests.agent.agent_settings",
+            "--project-id",
+            ids.project_id,
+            "--user-id",
+            ids.user_id,
+            "--client-id",
+            client_id,
+            "--hostname",
+            hostname,
+            "--state-dir",
+            str(state_dir),
+            "--poll-interval",
+            "0.5",
+            "--progress-interval",
+            "0.2",
+            "--allowed-root",
+            str(root),
+        ]
+        env = dict(os.environ, FREEZER_UI_AGENT_TEST_DB=str(db), PYTHONPATH=str(REPO_ROOT))
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT
+            )
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # the agent ends after its current run (docs/agent.md)
+            try:
+                self.process.wait(30)
+            except Exception:
+                self.process.kill()
+                self.process.wait(10)
+
+
+@pytest.fixture
+def story_root(tmp_path, settings):
+    """The one directory the panels and the agents may read from and restore into."""
+    root = tmp_path / "fence"
+    root.mkdir()
+    settings.FREEZER_UI_ALLOWED_ROOTS = [str(root)]
+    return root
+
+
+@pytest.fixture
+def story_agents(keystone_server, story_db, story_root, tmp_path):
+    """``start(username)`` registers a client in that account's project and starts its agent.
+
+    Returns the client_id; the processes are stopped at the end of the test, and a failing
+    test shows their log tails.
+    """
+    from demo.seed import register_client
+
+    started: dict[str, AgentProcess] = {}
+
+    def start(username: str) -> str:
+        ids = keystone_server.accounts[username]
+        hostname = f"{username}-story-host"
+        client_id = register_client(
+            project_id=ids.project_id,
+            user_id=ids.user_id,
+            roles=[ids.account.role],
+            hostname=hostname,
+        )
+        started[username] = AgentProcess(
+            story_db, tmp_path / f"agent-{username}", ids, client_id, hostname, story_root
+        )
+        return client_id
+
+    start.processes = started  # type: ignore[attr-defined]
+    try:
+        yield start
+    finally:
+        for agent in started.values():
+            agent.stop()

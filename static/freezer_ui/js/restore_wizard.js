@@ -24,13 +24,16 @@
     var xhr = new XMLHttpRequest();
     xhr.open('GET', url);
     xhr.setRequestHeader('Accept', 'application/json');
+    xhr.setRequestHeader('X-Requested-With', 'XMLHttpRequest');
     xhr.onload = function () {
       var body = null;
       try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
       if (xhr.status >= 200 && xhr.status < 300 && body) {
         onDone(null, body);
       } else {
-        onDone((body && body.error) || (xhr.status + ' ' + xhr.statusText), body);
+        // Our views answer {"error": ...}; Horizon's REST views a bare JSON string.
+        var message = typeof body === 'string' ? body : (body && body.error);
+        onDone(message || (xhr.status + ' ' + xhr.statusText), body);
       }
     };
     xhr.onerror = function () { onDone('network error', null); };
@@ -133,6 +136,16 @@
   }
 
   // ------------------------------------------------------------------------------ tree picker
+  var PAGE = 500;  // entries per request; "Show more…" asks for the next page
+
+  function sizeText(bytes) {
+    var units = ['B', 'KB', 'MB', 'GB', 'TB'];
+    var value = bytes;
+    var unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return (unit ? value.toFixed(1) : String(value)) + ' ' + units[unit];
+  }
+
   function initTree(root, form, currentGeneration) {
     var box = root.querySelector('#restore-tree');
     var pathsField = byName(form, 'paths');
@@ -161,12 +174,14 @@
 
     function load(list, backupId, path, offset) {
       var loading = note(list, text('loading'));
-      getJSON(treeUrl + '?' + query({backup_id: backupId, path: path, offset: offset}),
-        function (error, body) {
+      var url = treeUrl + encodeURIComponent(backupId) + '/dir/?' +
+        query({path: path, offset: offset, limit: PAGE});
+      getJSON(url, function (error, body) {
           list.removeChild(loading);
           if (error) { note(list, error, 'text-danger'); return; }
-          if (!body.entries.length && !offset) { note(list, text('empty')); }
-          body.entries.forEach(function (entry) { list.appendChild(node(entry, backupId)); });
+          var items = body.items || [];
+          if (!items.length && !offset) { note(list, text('empty')); }
+          items.forEach(function (entry) { list.appendChild(node(entry, backupId)); });
           if (body.has_more) {
             var more = note(list, '');
             var link = document.createElement('a');
@@ -175,7 +190,7 @@
             link.addEventListener('click', function (e) {
               e.preventDefault();
               list.removeChild(more);
-              load(list, backupId, path, body.next_offset);
+              load(list, backupId, path, offset + items.length);
             });
             more.appendChild(link);
           }
@@ -206,10 +221,10 @@
       name.textContent = ' ' + entry.name + (isDir ? '/' : '');
       label.appendChild(check);
       label.appendChild(name);
-      if (!isDir && entry.size_text) {
+      if (!isDir && typeof entry.size === 'number') {
         var size = document.createElement('small');
         size.className = 'text-muted';
-        size.textContent = ' ' + entry.size_text;
+        size.textContent = ' ' + sizeText(entry.size);
         label.appendChild(size);
       }
       li.appendChild(toggle);
@@ -273,7 +288,7 @@
     var failures = 0;
 
     function render(state) {
-      setText('state', state.state);
+      setText('state_text', state.state_text);
       var live = state.state === 'running' || state.state === 'waiting';
       root.querySelector('.freezer-progress-live').hidden = !live;
       field('waiting').hidden = state.state !== 'waiting';

@@ -104,6 +104,8 @@ class WizardRenderTests(WizardTestCase):
         positions = [html.index(f'value="{g}"') for g in ("gen-3", "gen-2", "gen-1")]
         self.assertEqual(positions, sorted(positions))
         self.assertNotIn('value="gen-x"', html)  # another host's series
+        # Every post (step validations included) carries the backup in a hidden field.
+        self.assertRegex(html, r'<input type="hidden" name="backup_id" value="b-3"')
         self.assertIn('value="host-1"', html)  # the project's agent
         self.assertIn("restore_wizard.js", html)
         # The series is looked up by exact fields of the preselected record.
@@ -343,34 +345,6 @@ class ResolveEndpointTests(WizardTestCase):
         self.assertNotIn("gen", res.content.decode())
 
 
-class TreeEndpointTests(WizardTestCase):
-    def test_lists_one_folder_through_the_browse_api(self):
-        from freezer_ui.api import browse
-
-        entries = [{"name": PAYLOAD, "path": "etc/x", "type": "file", "size": 2048}]
-        with mock.patch.object(browse, "list_dir", return_value=(entries, True)) as list_dir:
-            res = self.client.get(
-                reverse("horizon:project:freezer_restore:tree"),
-                {"backup_id": "b-3", "path": "etc", "offset": "500"},
-            )
-        self.assertEqual(res.status_code, 200)
-        body = res.json()
-        self.assertEqual(body["entries"][0]["name"], PAYLOAD)  # JSON; the JS sets it as text
-        self.assertEqual(body["entries"][0]["size_text"], "2.0\xa0KB")
-        self.assertEqual(body["next_offset"], 501)
-        self.assertTrue(body["has_more"])
-        list_dir.assert_called_once_with(IsHttpRequest(), "b-3", "etc", offset=500, limit=500)
-
-    def test_another_projects_backup_is_not_found(self):
-        from freezer_ui.api import browse
-
-        with mock.patch.object(browse, "list_dir", side_effect=api_exceptions.NotFound("x")):
-            res = self.client.get(
-                reverse("horizon:project:freezer_restore:tree"), {"backup_id": "other"}
-            )
-        self.assertEqual(res.status_code, 404)
-
-
 def run(status, **doc):
     base = {"run_id": "run-1", "job_id": "job-9", "status": status}
     base.update(doc)
@@ -439,6 +413,7 @@ class ProgressTests(helpers.TestCase):
         self.assertEqual(body["summary"]["files"], 12)
         self.assertEqual(body["summary"]["bytes_text"], "3.0\xa0MB")
         self.assertEqual(body["summary"]["duration_text"], "1:02:05")
+        self.assertEqual(body["state_text"], "Restored")
         self.assertTrue(body["summary"]["verified"])
         self.assertEqual(body["error"], "")
         page = self.client.get(reverse("horizon:project:freezer_restore:progress", args=["job-9"]))
@@ -462,6 +437,7 @@ class ProgressTests(helpers.TestCase):
         self.mock_job_get.return_value = self.restore_job()
         self.mock_job_run_list.return_value = ([], False)
         self.assertEqual(self.state().json()["state"], "waiting")
+        self.assertEqual(self.state().json()["state_text"], "Waiting for the agent")
 
     @create_mocks({api_freezer: ["job_get", "job_run_list"]})
     def test_another_projects_job_is_not_found(self):

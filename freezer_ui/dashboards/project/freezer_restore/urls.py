@@ -7,7 +7,6 @@ urlpatterns = [
     # ?backup_id=<id> preselects the backup (the Backups panel links here).
     re_path(r"^wizard/$", views.WizardView.as_view(), name="wizard"),
     re_path(r"^resolve/(?P<backup_id>[^/]+)/$", views.ResolveView.as_view(), name="resolve"),
-    re_path(r"^tree/$", views.TreeView.as_view(), name="tree"),
     re_path(r"^jobs/(?P<job_id>[^/]+)/$", views.ProgressView.as_view(), name="progress"),
     re_path(
         r"^jobs/(?P<job_id>[^/]+)/state/$",

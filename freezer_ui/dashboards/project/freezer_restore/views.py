@@ -1,6 +1,7 @@
 import json
 
 from django import http
+from django.conf import settings
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -82,13 +83,15 @@ class WizardView(workflows.WorkflowView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        context["page_title"] = self.page_title
         backup = self.restore_seed["backup"]
         context["backup"] = backup
         context["source"] = self.restore_seed["source"]
         context["resolve_url"] = reverse(
             "horizon:project:freezer_restore:resolve", args=[backup.id]
         )
-        context["tree_url"] = reverse("horizon:project:freezer_restore:tree")
+        # The browse REST endpoint (freezer_ui/api/rest/browse.py), under Horizon's /api/.
+        context["tree_url"] = f"{settings.WEBROOT}api/freezer_ui/backups/"
         context["generations_json"] = json.dumps(
             [restore_workflows.generation_json(g) for g in self.restore_seed["generations"]]
         )
@@ -126,50 +129,18 @@ class ResolveView(generic.View):
         return http.JsonResponse({"generation": restore_workflows.generation_json(gen)})
 
 
-class TreeView(generic.View):
-    """``GET ?backup_id=&path=&offset=`` → one folder of a generation for the tree picker.
-
-    A thin JSON view over ``freezer_ui.api.browse.list_dir`` (which enforces the project).
-    """
-
-    limit = 500
-
-    def get(self, request):
-        from freezer_ui.api import browse
-
-        backup_id = request.GET.get("backup_id") or ""
-        path = request.GET.get("path") or ""
-        try:
-            offset = max(0, int(request.GET.get("offset") or 0))
-        except ValueError:
-            offset = 0
-        try:
-            entries, more = browse.list_dir(
-                request, backup_id, path, offset=offset, limit=self.limit
-            )
-        except api_exceptions.NotFound:
-            return _json_error(_("No such backup or folder in this project."), 404)
-        except Exception as error:  # noqa: BLE001 - shown in the tree, not a 500 page
-            return _json_error(_("Unable to list this folder: %(error)s") % {"error": error}, 503)
-        return http.JsonResponse(
-            {
-                "entries": [
-                    {
-                        "name": e.get("name"),
-                        "path": e.get("path"),
-                        "type": e.get("type"),
-                        "size": e.get("size"),
-                        "size_text": str(filesizeformat(e.get("size") or 0)),
-                    }
-                    for e in entries
-                ],
-                "has_more": bool(more),
-                "next_offset": offset + len(entries),
-            }
-        )
-
-
 # ----------------------------------------------------------------------------- progress
+# A run's status (freezer_ui.api.resources.JobRun.status), for people.
+STATE_TEXT = {
+    "waiting": _("Waiting for the agent"),
+    "running": _("Running"),
+    "success": _("Restored"),
+    "fail": _("Failed"),
+    "aborted": _("Aborted"),
+    "interrupted": _("Interrupted (the agent stopped during the run)"),
+}
+
+
 def restore_target(job):
     for action in job.actions:
         if action.get("action") == "restore":
@@ -188,6 +159,7 @@ def run_state(request, job_id):
     run = runs[0] if runs else None
     state = {
         "job_id": job.id,
+        "state_text": "",
         "description": job.description,
         "state": "waiting",
         "progress": {},
@@ -198,6 +170,7 @@ def run_state(request, job_id):
     if run is None:
         if utils.job_state(job) in ("stop", "completed", "aborted") and job.result == "fail":
             state.update(state="fail", error=_("The job failed before a run was recorded."))
+        state["state_text"] = STATE_TEXT.get(state["state"], state["state"])
         return state
     progress = run.progress
     state.update(state=run.status or "running", log=run.log[-20:])
@@ -208,6 +181,7 @@ def run_state(request, job_id):
         "rate_text": (str(filesizeformat(progress["rate"])) + "/s" if progress.get("rate") else ""),
         "eta_text": _seconds_text(progress.get("eta")),
     }
+    state["state_text"] = STATE_TEXT.get(state["state"], state["state"])
     if run.status not in ("running", ""):
         summary = run.summary
         for outcome in run.actions:
@@ -230,9 +204,13 @@ def _seconds_text(value):
     if value is None or value == "":
         return ""
     try:
-        seconds = max(0, int(round(float(value))))
+        exact = max(0.0, float(value))
     except (TypeError, ValueError):
         return ""
+    if exact < 60:
+        # Small restores take well under a second: "0:00" would say nothing.
+        return _("%(seconds).1f s") % {"seconds": exact}
+    seconds = int(round(exact))
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

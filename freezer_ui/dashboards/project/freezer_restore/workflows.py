@@ -194,7 +194,9 @@ class SelectGenerationAction(workflows.Action):
 
 class SelectGeneration(workflows.Step):
     action_class = SelectGenerationAction
-    depends_on = ("backup", "source", "generations")
+    # Horizon keeps only the seed keys some step declares: backup_id is the hidden field that
+    # carries the backup through every post (the step validations and the final one).
+    depends_on = ("backup_id", "backup", "source", "generations")
     contributes = ("generation",)
     template_name = "freezer_ui/project/freezer_restore/_step_generation.html"
 
