@@ -385,9 +385,14 @@ def _embedded_group_rows(key: tuple[str, ...]) -> Any:
     from freezer_ui import models
 
     project, name, host, engine, storage, origin = key
-    rows = _annotated(models.Backup.objects.using(conf.database_alias()))
-    return rows.filter(
-        project_id=project,
+    rows = models.Backup.objects.using(conf.database_alias()).filter(project_id=project)
+    # ``search_text`` holds every value of the document, lower-cased: a LIKE on it is cheap and
+    # keeps only rows that can be in the group, so the JSON is parsed for those rows only
+    # instead of for every record of the project.
+    for value in (name, host):
+        if value:
+            rows = rows.filter(search_text__contains=value.lower())
+    return _annotated(rows).filter(
         g_name=name,
         g_host=host,
         g_engine=engine,
