@@ -182,6 +182,43 @@ def _usage_scan(backups: Iterable[Backup], first: int, last: int):
     return baseline, days, seen > 0, seen < MAX_SCANNED
 
 
+RUN_FAILED = ("fail", "interrupted")
+
+
+def _runs_sql(using: str, project_id: str, first: int, last: int) -> dict[int, dict[str, int]]:
+    """Finished runs per UTC day, from the agent's run history (embedded ``JobRun`` rows).
+
+    A run is dated by when it was filed (the agent files it as it starts); every kind of run
+    counts (backups, restores, ...), unlike the backup records.
+    """
+    from django.db.models import Count, Q
+    from django.db.models.functions import TruncDate
+
+    from freezer_ui import models
+
+    start = datetime.datetime.fromtimestamp(first * DAY, tz=datetime.UTC)
+    end = datetime.datetime.fromtimestamp((last + 1) * DAY, tz=datetime.UTC)
+    rows = (
+        models.JobRun.objects.using(using)
+        .order_by()
+        .filter(project_id=project_id, created_at__gte=start, created_at__lt=end)
+        .annotate(date=TruncDate("created_at", tzinfo=datetime.UTC))
+        .values("date")
+        .annotate(
+            runs_success=Count("id", filter=Q(status="success")),
+            runs_fail=Count("id", filter=Q(status__in=RUN_FAILED)),
+        )
+    )
+    epoch = datetime.date(1970, 1, 1)
+    return {
+        (row["date"] - epoch).days: {
+            "runs_success": row["runs_success"],
+            "runs_fail": row["runs_fail"],
+        }
+        for row in rows
+    }
+
+
 def project_usage(request, days: int = 30, *, now: float | None = None) -> dict[str, Any]:
     """The project's backups per UTC day over the last ``days`` days (today included).
 
@@ -189,8 +226,10 @@ def project_usage(request, days: int = 30, *, now: float | None = None) -> dict[
     ``{"date": "YYYY-MM-DD", "time": <epoch of the day's start>, "stored_bytes": cumulative
     bytes stored by available backups up to that day's end, "new_bytes", "size" (logical bytes
     backed up that day), "dedup_ratio" (share of that day's logical bytes already stored,
-    None without backups), "success", "fail"}``.  ``empty`` is True when the project has no
-    backup record at all, so the page can say so instead of drawing flat lines.
+    None without backups), "success", "fail" (available and failed backup records that day),
+    "runs_success", "runs_fail" (finished runs of any kind that day, from the run history;
+    None where the backend keeps none, as freezer-api)}``.  ``empty`` is True when the project
+    has no backup record at all, so the page can say so instead of drawing flat lines.
     """
     if not 1 <= int(days) <= 366:
         raise ValueError("days must be between 1 and 366")
@@ -199,10 +238,12 @@ def project_usage(request, days: int = 30, *, now: float | None = None) -> dict[
     last = _now(now) // DAY
     first = last - days + 1
     using = _database(client)
+    runs: dict[int, dict[str, int]] | None = None
     if using:
         baseline, per_day, any_records, complete = _usage_sql(
             using, client.context.project_id, first, last
         )
+        runs = _runs_sql(using, client.context.project_id, first, last)
     else:
         baseline, per_day, any_records, complete = _usage_scan(
             _scan(api_freezer.backup_list, request), first, last
@@ -223,6 +264,8 @@ def project_usage(request, days: int = 30, *, now: float | None = None) -> dict[
                 "dedup_ratio": round(1 - new / size, 4) if size else None,
                 "success": int(entry["success"]),
                 "fail": int(entry["fail"]),
+                "runs_success": None if runs is None else runs.get(day, {}).get("runs_success", 0),
+                "runs_fail": None if runs is None else runs.get(day, {}).get("runs_fail", 0),
             }
         )
     return {

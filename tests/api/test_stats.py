@@ -87,6 +87,16 @@ def test_usage_series_equals_the_records(records, request, path):
     assert series[0]["time"] == TODAY - 29 * DAY
     assert series[-1]["date"] == "2026-11-26" and usage["end"] == "2026-11-26"
     first, two_ago, today = series[0], series[-3], series[-1]
+    # Run counts come from the run history, which only the embedded store keeps.
+    no_runs = (
+        {"runs_success": 0, "runs_fail": 0}
+        if path == "sql"
+        else {
+            "runs_success": None,
+            "runs_fail": None,
+        }
+    )
+    assert {k: first.pop(k) for k in ("runs_success", "runs_fail")} == no_runs
     assert first == {
         "date": "2026-10-28",
         "time": TODAY - 29 * DAY,
@@ -110,6 +120,37 @@ def test_usage_series_equals_the_records(records, request, path):
     # Nothing of proj-b: its 1 GB and its failure are in no day.
     assert sum(p["fail"] for p in series) == 1
     assert max(p["stored_bytes"] for p in series) < 10**9
+
+
+def test_run_counts_per_day_from_the_run_history(member):
+    """Finished runs per UTC day, of every kind, from the agent's JobRun rows (filed directly
+    here: they are the agent's, and this is what it leaves behind)."""
+    import datetime
+
+    from freezer_ui import models
+
+    def run(run_id, status, stamp, project="proj-a"):
+        models.JobRun.objects.create(
+            id=run_id,
+            project_id=project,
+            user_id="agent",
+            job_id="job-1",
+            status=status,
+            created_at=datetime.datetime.fromtimestamp(stamp, tz=datetime.UTC),
+            doc={"run_id": run_id, "job_id": "job-1", "status": status, "started": stamp},
+        )
+
+    run("a", "success", TODAY)  # the first second of today
+    run("b", "fail", TODAY + 3600)
+    run("c", "interrupted", TODAY - 1)  # the last second of yesterday
+    run("d", "running", TODAY + 60)  # not finished: neither
+    run("e", "success", TODAY - 3 * DAY, project="proj-b")  # not this project's
+    run("f", "success", TODAY - 7 * DAY)  # before a 7-day window
+    series = stats.project_usage(member, days=7, now=NOW)["series"]
+    assert [(p["runs_success"], p["runs_fail"]) for p in series] == [(0, 0)] * 5 + [
+        (0, 1),
+        (1, 1),
+    ]
 
 
 def test_usage_of_an_empty_project(member):

@@ -92,8 +92,16 @@ class ProjectOverviewTests(helpers.TestCase):
         summary = res.context["usage_summary"]
         self.assertEqual(
             summary,
-            {"stored_bytes": 3500, "backups": 2, "failures": 1, "new_bytes": 4096 + 1024},
+            {
+                "stored_bytes": 3500,
+                "backups": 2,
+                "failures": 1,
+                "new_bytes": 4096 + 1024,
+                "runs_success": 0,  # the embedded store keeps a run history; no runs here
+                "runs_fail": 0,
+            },
         )
+        self.assertContains(res, '<span class="freezer-usage-runs">0 succeeded, 0 failed</span>')
         self.assertContains(res, f'<span class="freezer-usage-stored">{filesizeformat(3500)}')
         self.assertContains(res, '<span class="freezer-usage-backups">2</span>')
         self.assertContains(res, '<span class="freezer-usage-failures">1</span>')

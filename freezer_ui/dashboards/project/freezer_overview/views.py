@@ -90,7 +90,13 @@ class IndexView(views.HorizonTemplateView):
             "backups": sum(point["success"] for point in series),
             "failures": sum(point["fail"] for point in series),
             "new_bytes": sum(point["new_bytes"] for point in series),
+            # None where the backend keeps no run history (freezer-api).
+            "runs_success": None,
+            "runs_fail": None,
         }
+        if series and series[0]["runs_success"] is not None:
+            summary["runs_success"] = sum(point["runs_success"] for point in series)
+            summary["runs_fail"] = sum(point["runs_fail"] for point in series)
         return {
             "recent_runs": runs,
             "recent_failures": failures,
