@@ -35,7 +35,7 @@ from freezer_ui.agent.state import LocalState
 from freezer_ui.agent.store import AgentStore
 from freezer_ui.api import schemas
 from freezer_ui.api.client import FreezerClient
-from freezer_ui.api.exceptions import FreezerAPIError, NotFound, Unavailable
+from freezer_ui.api.exceptions import FreezerAPIError, NotFound, Unavailable, ValidationError
 from freezer_ui.progress import Progress, ProgressSnapshot
 
 LOG = logging.getLogger("freezer_ui.agent")
@@ -303,6 +303,8 @@ class Agent:
         # Run history goes to the API's job_runs where it has them (embedded); freezer-api
         # has none, so in remote mode it stays in the local state dir (docs/agent.md).
         self.runs_in_api = client.transport.supports("job_runs")
+        # job_id -> the session tag of the round a running job takes part in.
+        self._session_tags: dict[str, int] = {}
         # Every job, record and run of this agent is in this project (its client's scope).
         self.project_id = config.project_id or client.context.project_id
         # Test seam: called with every progress snapshot on the engine's thread.
@@ -513,7 +515,38 @@ class Agent:
                         {"status": "scheduled"},
                     )
                 return False
+        if job.get("session_id") and not self._session_start(job):
+            return False
         return self._claim_and_run(job, now)
+
+    # ----------------------------------------------------------------- sessions
+    def _session_start(self, job: dict[str, Any]) -> bool:
+        """Tell the job's session it starts (freezer-scheduler's rule); True to run it now.
+
+        ``success``: run (the first member starts a new round, members within the session's
+        hold-off window join it).  ``hold-off``: a round started moments ago that this job
+        cannot join; try again next poll.  ``out-of-sync``: the job missed the round; its
+        ``session_tag`` is brought to the session's so it takes part in the next one.
+        """
+        job_id, session_id = job["job_id"], job["session_id"]
+        tag = job.get("session_tag")
+        tag = tag if isinstance(tag, int) and not isinstance(tag, bool) else 0
+        try:
+            answer = self.store.client.sessions.start(session_id, job_id, tag)
+        except NotFound:
+            LOG.warning("job %s: session %s is gone; running the job alone", job_id, session_id)
+            return True
+        except ValidationError as e:
+            LOG.warning("job %s: session %s refused the start: %s", job_id, session_id, e)
+            return False
+        result, new_tag = answer.get("result"), answer.get("session_tag")
+        if isinstance(new_tag, int) and new_tag != tag and result in ("success", "out-of-sync"):
+            self.store.client.jobs.update(job_id, {"session_tag": new_tag})
+        if result == "success":
+            self._session_tags[job_id] = new_tag if isinstance(new_tag, int) else tag
+            return True
+        LOG.info("job %s: session %s answered %s; not run now", job_id, session_id, result)
+        return False
 
     def _refuse_schedule(self, job: dict[str, Any], reason: str) -> bool:
         log = RunLog(job["job_id"])
@@ -592,6 +625,7 @@ class Agent:
             },
         )
         if claimed is None:
+            self._session_tags.pop(job_id, None)  # the agent that claimed it ends its round
             return False  # another agent claimed it first, or the job changed: next poll
         self._run(job, claimed, started)
         return True
@@ -690,6 +724,19 @@ class Agent:
                 "clear_events": ["abort"] + (["stop"] if control.stop_requested else []),
             }
         )
+        if job_id in self._session_tags:
+            delivered = (
+                self.store.report(
+                    {
+                        "op": "session_end",
+                        "session_id": job["session_id"],
+                        "job_id": job_id,
+                        "session_tag": self._session_tags.pop(job_id),
+                        "result": result,
+                    }
+                )
+                and delivered
+            )
         if not delivered:
             LOG.warning("job %s: API unreachable, the result is spooled", job_id)
         self.state.clear_current(job_id)

@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 from freezer_ui.api.client import FreezerClient
-from freezer_ui.api.exceptions import Conflict, NotFound, Unavailable
+from freezer_ui.api.exceptions import Conflict, NotFound, Unavailable, ValidationError
 
 Schedule = dict[str, Any]
 # How many times a compare-and-set is retried when another writer keeps winning.
@@ -202,6 +202,13 @@ class AgentStore:
                 )
             else:
                 self.create_backup({**op["metadata"], "status": op["status"]})
+        elif kind == "session_end":
+            try:
+                self.client.sessions.end(
+                    op["session_id"], op["job_id"], op["session_tag"], op["result"]
+                )
+            except ValidationError:
+                pass  # the job left the session meanwhile: its round has nothing to close
         elif kind == "run":
             self.upsert_run(op["run"])
         elif kind == "delete_backup":
