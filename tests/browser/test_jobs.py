@@ -299,3 +299,47 @@ def test_wizard_retention_then_clone(horizon, agents, freezer_api):
     assert [a["freezer_action"] for a in copy["job_actions"]] == [
         a["freezer_action"] for a in job["job_actions"]
     ]
+
+
+def test_engine_and_storage_lists_follow_the_chosen_agent(horizon, agents, freezer_api):
+    # A second agent of the demo project that registered tar and local storage only.
+    freezer_api(DEMO).clients.create(
+        {"client_id": "tar-only-host", "hostname": "tar-only-host",
+         "supported_engines": ["tar"], "supported_storages": ["local"]}
+    )  # fmt: skip
+    horizon.login(DEMO)
+    open_create_form(horizon)
+
+    def offered(name):
+        select = horizon.find(f"select[name='{name}']")
+        boxes = select.find_elements(By.XPATH, "./ancestor::*[contains(@class,'themable-select')]")
+        if not boxes:  # a plain <select>: what the user can pick is what is enabled
+            options = select.find_elements(By.TAG_NAME, "option")
+            return [o.get_attribute("value") for o in options if not o.get_property("disabled")]
+        box = boxes[0]
+        box.find_element(By.CSS_SELECTOR, ".dropdown-toggle").click()
+        values = [
+            a.get_attribute("data-select-value")
+            for a in box.find_elements(By.CSS_SELECTOR, "a[data-select-value]")
+            if a.is_displayed()
+        ]
+        box.find_element(By.CSS_SELECTOR, ".dropdown-toggle").click()  # close it again
+        return values
+
+    step(horizon, "client")
+    horizon.type_into("description", "narrowed")
+    horizon.choose("client_id", "tar-only-host")
+    next_step(horizon, "engine")
+    assert offered("engine_name") == ["tar"]
+    horizon.type_into("path_to_backup", "/srv/www")
+    horizon.type_into("backup_name", "www")
+    next_step(horizon, "storage")
+    assert offered("storage") == ["local"]
+
+    # Back to the first step: the demo agent registered every engine, and the list widens.
+    horizon.visible("a[data-target='#create_job__client']").click()
+    step(horizon, "client")
+    horizon.choose("client_id", agents["demo"])
+    horizon.visible("a[data-target='#create_job__engine']").click()
+    step(horizon, "engine")
+    assert {"tar", "rsync", "nova"} <= set(offered("engine_name"))
