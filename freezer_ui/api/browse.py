@@ -397,44 +397,50 @@ def search(request: Any, backup_id: str, pattern: str, limit: int = 200) -> list
 
 
 def file_versions(request: Any, backup_id: str, path: str) -> list[dict[str, Any]]:
-    """``path`` in the generations of the same backup (same repository, name and host), newest
-    first: ``{generation_id, backup_id, time, present, type, size, mtime, changed}``.
+    """``path`` in the generations of the same backup group, newest first:
+    ``{generation_id, backup_id, time, present, type, size, mtime, changed}``.
 
-    ``changed`` compares with the next older generation that has the path (content = chunk
-    ids, plus size and mtime); the oldest version counts as changed.  Generations labelled for
-    another project are skipped; at most ``VERSIONS_MAX`` generations are read.
+    The generations are those of the group's records (same backup name, host, engine, storage,
+    origin; ``backup_groups``), newest ``VERSIONS_MAX`` first, read from the repository that
+    was checked for ``backup_id``: a record naming a generation that repository does not hold
+    (another repository, forgotten) is skipped, and so is a generation labelled for another
+    project (or unlabelled, in remote mode), so this never reads more than ``open_backup``
+    allows.  ``changed`` compares with the next older generation that has the path (content =
+    chunk ids, plus size and mtime); the oldest version counts as changed.
     """
-    from freezer_ui.repository import GenerationNotFound
+    from freezer_ui.repository import GenerationNotFound, RepositoryError
 
     parts = clean_path(path)
     if not parts:
         raise BadPath("give a file path")
     opened = open_backup(request, backup_id)
-    info = opened.generation.info
     project_id = request.user.project_id
     embedded = conf.get("FREEZER_UI_API_MODE") == "embedded"
     records = backup_groups.backup_group_generations(request, opened.record)
-    gens = [
-        g
-        for g in opened.repo.generations()
-        if g.backup_name == info.backup_name
-        and g.hostname == info.hostname
-        and g.engine == info.engine
-        and (g.labels.get("project_id") == project_id or (embedded and not g.labels))
-    ]
-    gens = gens[-VERSIONS_MAX:]
+    candidates = sorted(
+        (
+            (gen_id, record)
+            for gen_id, record in records.items()
+            if record.status == "available" or gen_id == opened.gen_id
+        ),
+        key=lambda pair: pair[1].time_stamp,
+        reverse=True,
+    )[:VERSIONS_MAX]
     versions = []
-    for g in gens:  # oldest first, so "changed" can look back
+    for gen_id, record in reversed(candidates):  # oldest first, so "changed" can look back
         try:
-            item = _find_item(opened.repo.open_generation(g.id), parts)
-        except GenerationNotFound:
+            generation = opened.repo.open_generation(gen_id)
+        except (GenerationNotFound, RepositoryError):
             continue
-        record = records.get(g.id)
+        label = generation.info.labels.get("project_id")
+        if label != project_id and not (label is None and embedded):
+            continue
+        item = _find_item(generation, parts)
         versions.append(
             {
-                "generation_id": g.id,
-                "backup_id": record.id if record is not None else None,
-                "time": g.time.timestamp(),
+                "generation_id": gen_id,
+                "backup_id": record.id,
+                "time": generation.info.time.timestamp(),
                 "present": item is not None,
                 "_item": item,
             }

@@ -189,6 +189,22 @@ class BrowseTests(BrowseTestBase):
         unchanged = browse.file_versions(self.request, self.b1, "data/big.bin")
         self.assertEqual([v["changed"] for v in unchanged], [False, True])
 
+    def test_versions_skip_generations_this_project_may_not_read(self):
+        # A generation of the same repository labelled for another project, with a (forged)
+        # record in our project's group, and a record naming a generation of another repository.
+        foreign_gen, _none = self.fx.backup(labels={"project_id": "other-project"}, record=False)
+        other = Fixture("other-project", "u2")
+        self.addCleanup(other.cleanup)
+        elsewhere, _none = other.backup(record=False)
+        for gen, stamp in ((foreign_gen, 2_000_000_000), (elsewhere, 2_000_000_001)):
+            self.fx.store.backups.create(
+                {"backup_name": "etc", "hostname": "host-1", "engine_name": "tar",
+                 "storage": "local", "container": self.fx.repo_path, "generation_id": gen,
+                 "time_stamp": stamp, "freezer_ui_agent": True}
+            )  # fmt: skip
+        versions = browse.file_versions(self.request, self.b2, "etc/app.conf")
+        self.assertEqual([v["generation_id"] for v in versions], [self.gen2, self.gen1])
+
     def test_downloaded_file_equals_the_source(self):
         for path in ("data/big.bin", "etc/app.conf"):
             size, chunks = browse.open_file(self.request, self.b2, path)
