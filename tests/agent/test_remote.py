@@ -6,7 +6,9 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 
 from freezer_ui.agent.agent import Agent, AgentConfig
+from freezer_ui.agent.state import read_runs
 from freezer_ui.api.client import FreezerClient
+from freezer_ui.api.exceptions import Unavailable
 from freezer_ui.api.transports.remote import RemoteTransport
 from freezer_ui.repository import Repository
 from freezer_ui.storage import get_storage
@@ -51,3 +53,9 @@ def test_agent_runs_a_freezer_api_job_and_its_backup_appears(freezer_api_url, tm
     assert meta["backup_name"] == "data" and meta["hostname"] == HOST
     assert meta["files"] >= 5 and meta["new_bytes"] > 0
     assert agent.poll() == []  # not due again
+    # freezer-api has no run history: the API says so, the agent keeps it on its host.
+    with pytest.raises(Unavailable, match="stores no job runs"):
+        user.job_runs.list(job_id=job_id)
+    (run,) = read_runs(agent.state.root, job_id)
+    assert run["status"] == "success" and run["job_id"] == job_id
+    assert run["actions"][0]["summary"]["generation_id"] == gen.id
