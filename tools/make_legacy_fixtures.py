@@ -319,16 +319,19 @@ def newest_ts(container: Path) -> int:
     return max(tss, default=0)
 
 
-RSYNC_PATCH = REPO / "tools" / "legacy_patches" / "freezer-19.0.0-rsyncv2-py3.patch"
+PATCHES = REPO / "tools" / "legacy_patches"
+RSYNC_PATCH = PATCHES / "freezer-19.0.0-rsyncv2-py3.patch"
+CRYPT_PATCH = PATCHES / "freezer-19.0.0-crypt-py3.patch"
 
 
-def ensure_venv(work: Path, name: str = "venv", patch: Path | None = None) -> None:
-    """A venv with freezer==19.0.0 from PyPI; ``patch`` (unified diff against site-packages)
-    is applied right after the install, once: the ``.patched`` stamp records which patch."""
+def ensure_venv(work: Path, name: str = "venv", patches: tuple[Path, ...] = ()) -> None:
+    """A venv with freezer==19.0.0 from PyPI; ``patches`` (unified diffs against site-packages)
+    are applied right after the install, once: the ``.patched`` stamp records which."""
     venv = work / name
     stamp = venv / ".patched"
+    wanted = "".join(p.read_text() for p in patches)
     if (venv / "bin" / "freezer-agent").exists() and (
-        patch is None or (stamp.exists() and stamp.read_text() == patch.read_text())
+        not patches or (stamp.exists() and stamp.read_text() == wanted)
     ):
         return
     if venv.is_symlink():  # a link to a venv that has since gone away
@@ -339,13 +342,14 @@ def ensure_venv(work: Path, name: str = "venv", patch: Path | None = None) -> No
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", f"freezer=={FREEZER_VERSION}"], check=True
     )
-    if patch is not None:
+    if patches:
         where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
         site = subprocess.run(
             [str(venv / "bin" / "python"), "-c", where], check=True, capture_output=True, text=True
         ).stdout.strip()
-        subprocess.run(["patch", "-p1", "--forward", "-d", site, "-i", str(patch)], check=True)
-        stamp.write_text(patch.read_text())
+        for patch in patches:
+            subprocess.run(["patch", "-p1", "--forward", "-d", site, "-i", str(patch)], check=True)
+        stamp.write_text(wanted)
 
 
 def md5_openssl_wrapper(work: Path) -> Path:
@@ -460,8 +464,9 @@ def main() -> None:
         # rsyncv2 above level 0 needs the one-line Python 3 fix (docs/legacy.md): its own venv,
         # so the unpatched agent keeps writing every other fixture.
         patched = None
-        if any(want(f"rsyncv2-{c}-inc") for c in ("gzip", "bzip2")):
-            ensure_venv(work, "venv-rsyncv2-patched", RSYNC_PATCH)
+        if any(want(s) for s in ("rsyncv2-gzip-inc", "rsyncv2-bzip2-inc", "rsyncv2-gzip-enc")):
+            # The crypt fix only matters to encrypted runs: unencrypted output is unchanged.
+            ensure_venv(work, "venv-rsyncv2-patched", (RSYNC_PATCH, CRYPT_PATCH))
             penv = dict(env, PATH=f"{work / 'venv-rsyncv2-patched' / 'bin'}:{os.environ['PATH']}")
             patched = Agent(work, penv, "venv-rsyncv2-patched")
 
@@ -560,6 +565,19 @@ def main() -> None:
                     notes="rsyncv2 levels 0-3 then a second chain; agent patched with "
                     f"tools/legacy_patches/{RSYNC_PATCH.name} (docs/legacy.md)",
                 )  # fmt: skip
+        if want("rsyncv2-gzip-enc"):
+            shutil.copy(pass_file, out / "rsyncv2-gzip-enc.pass")
+            fl = [*inc, "--max-level", "3", "--compression", "gzip"]
+            fl += ["--encrypt-pass-file", str(pass_file)]
+            run_scenario(
+                patched, out, "rsyncv2-gzip-enc", "rs", src / "rsenc",
+                [(None, fl), (m_rs_blocks, fl), (m_rs_truncate, fl)],
+                make=rs_tree,
+                engine="rsyncv2",
+                passphrase=True,
+                notes="encrypted rsyncv2 (one segment per level); agent patched with "
+                f"{RSYNC_PATCH.name} and {CRYPT_PATCH.name} (docs/legacy.md)",
+            )  # fmt: skip
         if want("tar-gzip-failed-run"):
             fl = [*inc, "--max-level", "3", "--compression", "gzip"]
             run_scenario(

@@ -19,7 +19,7 @@ from .helpers import (
     write_container,
 )
 
-ENCRYPTED = ["tar-gzip-enc-sha256", "tar-xz-enc-md5"]
+ENCRYPTED = ["tar-gzip-enc-sha256", "tar-xz-enc-md5", "rsyncv2-gzip-enc"]
 
 
 @pytest.mark.parametrize("scenario", ENCRYPTED)
@@ -28,22 +28,21 @@ def test_wrong_passphrase_fails_before_writing(scenario: str, tmp_path: Path) ->
     wrong.write_text("not the passphrase\n")
     target = tmp_path / "empty-target"
     target.mkdir()
+    key = expected(scenario)["backup"]
     with pytest.raises(legacy.WrongPassphrase) as ei:
-        legacy.restore(FIXTURES / scenario, "legacyhost_fs", target, passphrase_file=wrong)
+        legacy.restore(FIXTURES / scenario, key, target, passphrase_file=wrong)
     assert "/data" in str(ei.value) and scenario in str(ei.value)
     assert list(target.iterdir()) == []
     assert leftovers(tmp_path) == []
     with pytest.raises(legacy.WrongPassphrase):
-        legacy.restore(
-            FIXTURES / scenario, "legacyhost_fs", tmp_path / "new", passphrase_file=wrong
-        )
+        legacy.restore(FIXTURES / scenario, key, tmp_path / "new", passphrase_file=wrong)
     assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("scenario", ENCRYPTED)
 def test_missing_passphrase(scenario: str, tmp_path: Path) -> None:
     with pytest.raises(legacy.PassphraseRequired):
-        legacy.restore(FIXTURES / scenario, "legacyhost_fs", tmp_path / "o")
+        legacy.restore(FIXTURES / scenario, expected(scenario)["backup"], tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 

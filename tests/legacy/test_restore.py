@@ -31,6 +31,7 @@ def test_fixtures_exist() -> None:
         "rsyncv2-bzip2-l0",
         "rsyncv2-gzip-inc",
         "rsyncv2-bzip2-inc",
+        "rsyncv2-gzip-enc",
     ):
         assert name in SCENARIOS
     for f in FIXTURES.rglob("*"):

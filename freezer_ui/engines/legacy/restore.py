@@ -216,7 +216,17 @@ def restore(
             )
         else:
             passphrase = read_passphrase_file(passphrase_file)
+    rsync_keys: dict[Path, bytes] = {}
     for g in gens:
+        if g.encrypted and g.engine == "rsync":
+            # rsyncv2 keys with the passphrase file's first line *including* its newline.
+            lines = [passphrase + b"\n", passphrase]  # type: ignore[operator]
+            if given is None and passphrase_file is not None:
+                with open(passphrase_file, "rb") as f:
+                    lines.insert(0, f.readline())
+            rsync_keys[g.data_path] = rsync.probe_passphrase(g, list(dict.fromkeys(lines)))
+            digests[g.data_path] = None
+            continue
         digests[g.data_path] = probe_digest(g, passphrase) if g.encrypted else None  # type: ignore[arg-type]
     per_level: list[list[list[str]] | None] = [None] * len(gens)
     if selection is not None:
@@ -240,7 +250,7 @@ def restore(
             writer.source = str(g.data_path)
             writer.selection = per_level[k]
             if g.engine == "rsync":
-                rsync.apply(g, writer, counter)
+                rsync.apply(g, writer, counter, rsync_keys.get(g.data_path))
                 continue
             chunks = plain_stream(
                 g.data_path,

@@ -14,24 +14,30 @@ bytes at ``i * rsync_block_size``, ``min(block size, size - offset)`` long (``rs
 compares blocks at the same index only, so a block either matches in place or is stored). The
 file is then cut to ``inode.size`` (truncation). Renames are a deletion plus a new entry.
 
-Not supported (refused before anything is written): encrypted rsyncv2 (19.0.0 cannot write it on
-Python 3, and encrypts each segment with a fresh CFB stream, see docs/legacy.md) and the older
-rsync v1 format.
+Encrypted rsyncv2 (``freezer.utils.crypt``, not openssl): ``Salted__`` + 8-byte salt, then the
+compressed stream under AES-256-CFB with key and IV from EVP_BytesToKey(MD5) of the passphrase
+file's first line *with* its newline (``readline()``). The agent starts a fresh CFB stream, same
+IV, for every segment it uploads (every ``max_segment_size`` bytes of input, 32 MiB by default)
+and keeps no boundaries, so only a level written as one segment can be decrypted — which is
+also all upstream's own restore can do; a longer one fails as corrupt, with that reason.
+
+Not supported (refused before anything is written): the older rsync v1 format.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
 
 from .discovery import Generation
-from .errors import CorruptArchive, TruncatedArchive, UnsupportedBackup
+from .errors import CorruptArchive, TruncatedArchive, UnsupportedBackup, WrongPassphrase
 from .extract import TreeWriter
-from .stream import CHUNK, ChunkReader, decompress, file_chunks
+from .stream import CHUNK, ChunkReader, decompress, decrypt, file_chunks
 from .tarstream import Member
 
 # A header list is held in memory (upstream does the same); bound it against garbage input.
@@ -46,8 +52,6 @@ def check_supported(g: Generation) -> None:
     bs = meta.get("rsync_block_size")
     if not isinstance(bs, int) or isinstance(bs, bool) or not 0 < bs <= 1 << 30:
         raise UnsupportedBackup(f"{g.data_path}: bad rsync_block_size {bs!r}")
-    if g.encrypted:
-        raise UnsupportedBackup(f"{g.data_path}: encrypted rsyncv2 backups are not supported yet")
     if g.compression not in RSYNC_COMPRESSION:
         raise UnsupportedBackup(f"{g.data_path}: rsyncv2 compression {g.compression!r}")
 
@@ -81,10 +85,70 @@ def _deltas(h: dict[str, Any], size: int, bs: int, source: str) -> list[tuple[in
     return pieces
 
 
-def apply(g: Generation, writer: TreeWriter, counter: Callable[[int], None] | None = None) -> None:
+def _plain(
+    g: Generation, passphrase: bytes | None, counter: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
+    raw: Iterator[bytes] = file_chunks(g.data_path, counter)
+    if passphrase is not None:
+        raw = decrypt(raw, passphrase, "md5", str(g.data_path))
+    return decompress(raw, RSYNC_COMPRESSION[g.compression], str(g.data_path))
+
+
+PROBE_BYTES = 4096
+
+
+def _looks_right(head: bytes, compression: str) -> bool | None:
+    """Whether decrypted bytes start like this level's compressed msgpack header list; None
+    when they start right but end before anything can be decompressed (cut short)."""
+    if compression == "bzip2":
+        # stream magic + level digit, then the first block's magic (pi in BCD)
+        if len(head) < 10:
+            return None if b"BZh".startswith(head[:3]) else False
+        return head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY"
+    try:
+        out = zlib.decompressobj().decompress(head, 16)
+    except zlib.error:
+        return False
+    if not out:
+        return None
+    return 0x90 <= out[0] <= 0x9F or out[0] in (0xDC, 0xDD)
+
+
+def probe_passphrase(g: Generation, candidates: list[bytes]) -> bytes:
+    """The candidate that decrypts ``g``, judged on the start of the data only (the level may
+    hold several separately encrypted segments; the first is what can be checked).
+
+    Candidates: the first line with and without its newline (the agent keeps it; a passphrase
+    from a secret store usually has none). A wrong key fails the compressor's header check."""
+    with open(g.data_path, "rb") as f:
+        head = f.read(16 + PROBE_BYTES)
+    if len(head) < 17:
+        raise TruncatedArchive(str(g.data_path), "encrypted data ends inside its first bytes")
+    short = False
+    for key in candidates:
+        plain = b"".join(decrypt([head], key, "md5", str(g.data_path)))
+        verdict = _looks_right(plain, g.compression or "")
+        if verdict:
+            return key
+        short = short or (verdict is None and len(head) < 16 + PROBE_BYTES)
+    if short:
+        raise TruncatedArchive(str(g.data_path), "encrypted data ends inside its first bytes")
+    raise WrongPassphrase(
+        str(g.data_path), "wrong passphrase (decrypted data is not a valid rsyncv2 stream)"
+    )
+
+
+def apply(
+    g: Generation,
+    writer: TreeWriter,
+    counter: Callable[[int], None] | None = None,
+    passphrase: bytes | None = None,
+) -> None:
     """Apply one rsyncv2 generation (any level) to the tree being restored by ``writer``."""
     source = str(g.data_path)
-    chunks = decompress(file_chunks(g.data_path, counter), RSYNC_COMPRESSION[g.compression], source)
+    chunks = _plain(g, passphrase if g.encrypted else None, counter)
+    if g.encrypted:
+        chunks = _explain_segments(chunks, source)
     unpacker = msgpack.Unpacker(raw=True, max_buffer_size=MAX_HEADER_BYTES, strict_map_key=False)
     buf = bytearray()
     headers: Any = None
@@ -179,3 +243,18 @@ def apply(g: Generation, writer: TreeWriter, counter: Callable[[int], None] | No
             pass
     if reader.read(1):
         raise CorruptArchive(source, "data continues after the last rsyncv2 file")
+
+
+def _explain_segments(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
+    """Corruption after a good start of an encrypted level: most likely a second segment."""
+    try:
+        yield from chunks
+    except TruncatedArchive:
+        raise
+    except CorruptArchive as e:
+        raise CorruptArchive(
+            source,
+            f"{e.reason} — if this level wrote more than one segment (max_segment_size, 32 MiB "
+            "by default), upstream restarted AES-CFB for each without recording where, and it "
+            "cannot be decrypted (upstream's own restore cannot either)",
+        ) from None
