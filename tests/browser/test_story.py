@@ -222,11 +222,13 @@ def test_the_whole_story(horizon, story_agents, story_root, freezer_api, tmp_pat
         on_timeout=logs,
     )
     wait_for_job_row(horizon, "story nightly", "Completed")
+    # The job's run history: both runs, ended in success.
     horizon.get(f"/project/freezer_jobs/{job['job_id']}/")
     horizon.visible(".page-header")
+    horizon.driver.find_element(By.LINK_TEXT, "Runs").click()
     horizon.wait(
-        lambda d: "success" in d.find_element(By.ID, "content_body").text.lower(),
-        message="the job page never showed the run's success",
+        lambda d: d.find_element(By.ID, "content_body").text.lower().count("success") >= 2,
+        message="the job page never showed both runs' success",
     )
     horizon.screenshot("story-02-job-detail")
     meta = record["backup_metadata"]
@@ -279,8 +281,13 @@ def test_the_whole_story(horizon, story_agents, story_root, freezer_api, tmp_pat
     horizon.visible(".workflow form[action$='/freezer_restore/wizard/']")
     # Step 1: the state at a point in time, shown resolved before anything is confirmed.
     horizon.choose("when", "point_in_time")
-    set_datetime(horizon, "point_in_time", "2100-01-01T00:00")
+    set_datetime(horizon, "point_in_time", "2001-01-01T00:00")
     resolved = horizon.visible("#restore-resolved")
+    horizon.wait(
+        lambda d: "before the first generation" in resolved.text,
+        message=f"a point in time before any backup was not refused: {resolved.text!r}",
+    )
+    set_datetime(horizon, "point_in_time", "2100-01-01T00:00")
     horizon.wait(
         lambda d: meta["generation_id"][:12] in resolved.text,
         message=f"the point in time did not resolve to the backup: {resolved.text!r}",
@@ -344,6 +351,20 @@ def test_the_whole_story(horizon, story_agents, story_root, freezer_api, tmp_pat
     horizon.screenshot("story-09-restore-progress")
     assert tree_of(target) == tree_of(src)
 
+    # The same target again, with "never overwrite": refused on its field, nothing written.
+    restored = tree_of(target)
+    horizon.get(f"/project/freezer_restore/wizard/?backup_id={record['backup_id']}")
+    wizard_next(horizon)
+    wizard_next(horizon)
+    horizon.choose("client_id", demo_client)
+    horizon.type_into("target", str(target))
+    horizon.choose("overwrite", "never")
+    horizon.find(".modal-footer .button-next").click()
+    error = horizon.visible("#restore_wizard__target .has-error .help-block")
+    assert "already exists and is not empty" in error.text
+    horizon.screenshot("story-10-restore-wizard-existing-target")
+    assert tree_of(target) == restored
+
     # Another project's backup ID in the URL: a clear error, nothing of it shown.
     theirs = available(freezer_api(OTHER), "other-data") or wait_until(
         lambda: available(freezer_api(OTHER), "other-data"),
@@ -368,4 +389,4 @@ def test_the_whole_story(horizon, story_agents, story_root, freezer_api, tmp_pat
     rows = horizon.row_texts("#content_body table.datatable")
     assert any("story-data" in r and "demo" in r.split() for r in rows), rows
     assert any("other-data" in r and "other" in r.split() for r in rows), rows
-    horizon.screenshot("story-10-admin-backups")
+    horizon.screenshot("story-11-admin-backups")

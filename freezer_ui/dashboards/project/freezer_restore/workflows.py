@@ -289,7 +289,10 @@ class SelectTargetAction(workflows.Action):
         help_text=_("An absolute path on that host; a new directory is created."),
     )
     overwrite = forms.ChoiceField(
-        label=_("Existing files"), choices=OVERWRITE_CHOICES, initial="never"
+        label=_("Existing files"),
+        choices=OVERWRITE_CHOICES,
+        initial="never",
+        widget=forms.ThemableSelectWidget(),
     )
 
     class Meta:
