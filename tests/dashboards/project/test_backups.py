@@ -165,6 +165,15 @@ class GroupPageTests(PanelTestBase):
         self.assertEqual(res.status_code, 200)
         self.assertContains(res, "cannot be browsed here")
 
+    def test_html_in_the_group_title_is_escaped(self):
+        b = self.record(backup_name=PAYLOAD, hostname="<i>h</i>")
+        res = self.client.get(reverse("horizon:project:freezer_backups:group", args=[b]))
+        self.assertEqual(res.status_code, 200)
+        self.assertNotContains(res, PAYLOAD)
+        self.assertNotContains(res, "<i>h</i>")
+        self.assertNotContains(res, "&amp;lt;")  # escaped once, not twice
+        self.assertContains(res, "&lt;i&gt;h&lt;/i&gt;")
+
     def test_another_projects_group_is_not_shown(self):
         other = Fixture("other-project", "u2")
         self.addCleanup(other.cleanup)
