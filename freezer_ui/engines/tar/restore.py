@@ -13,7 +13,7 @@ import stat
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from freezer_ui.engines.base import OVERWRITE_POLICIES, RestoreResult, TargetError
@@ -111,6 +111,11 @@ class TarRestore:
         # (shown path, size, fd, future) of files handed to the writers, oldest first
         self._queued: deque[tuple[str, int, int, Future[tuple[int, list[str]]]]] = deque()
         self._queued_bytes = 0
+        # Directories this restore created (so no name in them can exist yet, short of a
+        # duplicate item): files in them are also *created* by the writer threads.
+        self._fresh: set[tuple[str, ...]] = set()
+        # shown path -> future of a file created by a writer and not collected yet
+        self._creating: dict[str, Future[tuple[int, list[str]]]] = {}
 
     def run(self) -> RestoreResult:
         t0 = time.monotonic()
@@ -121,6 +126,8 @@ class TarRestore:
         # An existing target keeps its own owner/mode/times under "never"; a target we create
         # gets the source root's.
         self.target_existed = os.path.isdir(self.target)
+        if not self.target_existed:
+            self._fresh.add(())
         try:
             tree = SafeTree(self.target)
         except OSError as e:
@@ -184,8 +191,15 @@ class TarRestore:
             return
         parent = tree.dir_fd(parts[:-1])
         name = parts[-1]
-        existing = tree.lstat(parent, name)
-        if existing is not None:
+        # Create first and look only when the name is taken: every create below fails
+        # with EEXIST rather than follow or replace anything, and a fresh target (the
+        # common case) then costs no lstat per item.
+        try:
+            created = self._create(tree, parent, name, parts, item, shown, kind)
+        except FileExistsError:
+            existing = tree.lstat(parent, name)
+            if existing is None:
+                raise  # removed again in between: reported as a warning
             if kind == "dir" and stat.S_ISDIR(existing.st_mode):
                 if self.overwrite != "never":
                     self.dirs.append((parts, item))
@@ -196,12 +210,29 @@ class TarRestore:
                 r.skipped.append(shown)
                 return
             tree.remove(parts, parent, name, existing)
+            created = self._create(tree, parent, name, parts, item, shown, kind)
+        if created and self.progress is not None:
+            self.progress.advance(bytes=int(item.get("size", 0) or 0), files=1)
+
+    def _create(
+        self,
+        tree: SafeTree,
+        parent: int,
+        name: str,
+        parts: tuple[str, ...],
+        item: dict,
+        shown: str,
+        kind: Any,
+    ) -> bool:
+        """Create one entry; ``FileExistsError`` if the name is taken (nothing changed)."""
+        r = self.result
         if kind == "file":
             self._file(parent, name, parts, item, shown)
         elif kind == "hardlink":
             self._hardlink(tree, parent, name, parts, item, shown)
         elif kind == "dir":
             os.mkdir(name, 0o700, dir_fd=parent)
+            self._fresh.add(parts)
             self.dirs.append((parts, item))
             r.files += 1
         elif kind == "symlink":
@@ -221,32 +252,45 @@ class TarRestore:
         elif kind in ("chardev", "blockdev"):
             if not self.is_root:
                 r.warnings.append(f"{shown}: device nodes need root; skipped")
-                return
+                return False
             fmt = stat.S_IFCHR if kind == "chardev" else stat.S_IFBLK
             os.mknod(name, 0o600 | fmt, int(item.get("rdev", 0)), dir_fd=parent)
             self._meta_path(parent, name, item, shown)
             r.files += 1
         else:
             r.rejected.append(f"{shown!r}: unknown item type {kind!r}")
-            return
-        if self.progress is not None:
-            self.progress.advance(bytes=int(item.get("size", 0) or 0), files=1)
+            return False
+        return True
 
     def _file(self, parent: int, name: str, parts: tuple[str, ...], item: dict, shown: str) -> None:
-        fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
-        # Registered now, not when written: a later hard link to this inode may be made
-        # while the content is still being written (it is the same inode).
-        self.written_files[shown] = parts
         if self._pool is None:
+            fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+            self.written_files[shown] = parts
             written, warnings = self._write_file(fd, item, shown)
             self._record(written, warnings)
             return
         size = int(item.get("size", 0) or 0)
+        if parts[:-1] in self._fresh:
+            # Creating a file is the walk's most expensive step (kernel time): in a
+            # directory we made, a writer does it, through its own copy of the directory
+            # descriptor (the walk may close its copy at any time).
+            fd = os.dup(parent)
+            job: Any = self._create_and_write
+        else:
+            # the name may exist (overwrite policies): created here, so EEXIST reaches
+            # _restore_one before anything else happens
+            fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+            job = self._write_file
         try:
-            fut = self._pool.submit(self._write_file, fd, item, shown)
+            fut = self._pool.submit(job, fd, item, shown, name)
         except BaseException:
             os.close(fd)
             raise
+        if job is self._create_and_write:
+            self._creating[shown] = fut
+        # Registered once created (or being created), not when written: a later hard link
+        # to this inode waits for its creation only (see _hardlink).
+        self.written_files[shown] = parts
         self._queued.append((shown, size, fd, fut))
         self._queued_bytes += size
         while self._queued and (
@@ -254,7 +298,20 @@ class TarRestore:
         ):
             self._collect_one()
 
-    def _write_file(self, fd: int, item: dict, shown: str) -> tuple[int, list[str]]:
+    def _create_and_write(
+        self, dir_fd: int, item: dict, shown: str, name: str
+    ) -> tuple[int, list[str]]:
+        """Writer thread: create ``name`` in the (duplicated) directory descriptor, which
+        is closed here, then write it."""
+        try:
+            fd = os.open(name, _CREATE, 0o600, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+        return self._write_file(fd, item, shown)
+
+    def _write_file(
+        self, fd: int, item: dict, shown: str, _name: str = ""
+    ) -> tuple[int, list[str]]:
         """Content and metadata of a created file, then close it (in a writer thread).
         Returns the bytes written and the warnings, which the walk's thread records."""
         warnings: list[str] = []
@@ -269,6 +326,7 @@ class TarRestore:
         """Wait for the oldest queued file and record its outcome as the walk would have."""
         shown, size, _fd, fut = self._queued.popleft()
         self._queued_bytes -= size
+        self._creating.pop(shown, None)
         r = self.result
         try:
             written, warnings = fut.result()
@@ -343,6 +401,9 @@ class TarRestore:
         src_key = "/".join(src_parts)
         have = self.written_files.get(src_key)
         if have:
+            pending = self._creating.get("/".join(have))
+            if pending is not None:
+                wait([pending])  # a writer creates it: link once it exists
             try:
                 src_parent = tree.dir_fd(have[:-1], create=False)
                 os.link(
