@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.api.exceptions import FreezerAPIError, NotFound
 
@@ -124,14 +127,17 @@ class RestoreSource(ABC):
             raise ValueError("resolve() needs an aware datetime")
         gens = self.generations(request, backup)
         if not gens:
-            raise RestoreSourceError("point_in_time", "This backup has no restorable generation.")
+            raise RestoreSourceError(
+                "point_in_time", _("This backup has no restorable generation.")
+            )
         for gen in gens:  # newest first
             if gen.time <= at:
                 return gen
         first = gens[-1].time.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         raise RestoreSourceError(
             "point_in_time",
-            f"This point in time is before the first generation of this backup ({first}).",
+            _("This point in time is before the first generation of this backup (%(first)s).")
+            % {"first": first},
         )
 
     def generation(self, request: Any, backup: Any, generation_id: str) -> Generation:
@@ -141,7 +147,7 @@ class RestoreSource(ABC):
                 return gen
         raise RestoreSourceError(
             "generation",
-            "This generation no longer exists (it was deleted or pruned); pick another one.",
+            _("This generation no longer exists (it was deleted or pruned); pick another one."),
         )
 
     @abstractmethod
@@ -168,7 +174,7 @@ class FreezerUISource(RestoreSource):
     """
 
     name = "freezer_ui"
-    label = "freezer-ui repository"
+    label = gettext_lazy("freezer-ui repository")
     can_pick_paths = True
     # Records read per API call, and a bound on the records one series is read from.
     page_size = 100
@@ -223,7 +229,9 @@ class FreezerUISource(RestoreSource):
 
     def restore_action(self, request, backup, generation, paths, target, overwrite):
         if overwrite not in OVERWRITE_POLICIES:
-            raise RestoreSourceError("overwrite", f"unknown overwrite policy {overwrite!r}")
+            raise RestoreSourceError(
+                "overwrite", _("Unknown overwrite policy %(policy)r.") % {"policy": overwrite}
+            )
         action = {
             "action": "restore",
             "mode": "fs",
@@ -307,7 +315,7 @@ def source_for(backup: Any) -> RestoreSource:
         if source.handles(backup):
             return source
     raise RestoreSourceError(
-        "backup_id", "No restore source can restore this backup (unknown backup format)."
+        "backup_id", _("No restore source can restore this backup (unknown backup format).")
     )
 
 
@@ -321,10 +329,11 @@ def backup_for(request: Any, backup_id: str) -> tuple[Any, RestoreSource]:
         backup = api_freezer.backup_get(request, backup_id)
     except NotFound:
         raise RestoreSourceError(
-            "backup_id", "No such backup in this project (it may have been deleted)."
+            "backup_id", _("No such backup in this project (it may have been deleted).")
         ) from None
     if (backup.status or "available") != "available":
         raise RestoreSourceError(
-            "backup_id", "This backup is not available for restores (it failed or is running)."
+            "backup_id",
+            _("This backup is not available for restores (it failed or is running)."),
         )
     return backup, source_for(backup)

@@ -275,7 +275,7 @@ class WizardSubmitTests(WizardTestCase):
         res = self.post(generation_id="gen-2")
         self.assertEqual(res.status_code, 200)
         errors = res.context["workflow"].get_step("generation").action.errors
-        self.assertIn("This generation no longer exists", str(errors))
+        self.assertIn("This generation no longer exists", str(errors["generation_id"]))
         self.mock_job_create.assert_not_called()
 
     @create_mocks({api_freezer: ["backup_get", "backup_list", "client_list", "job_create"]})
@@ -302,7 +302,7 @@ class WizardSubmitTests(WizardTestCase):
         self.assertIn("must be inside /srv", str(errors["target"]))
 
     @create_mocks({api_freezer: ["backup_get", "backup_list", "client_list", "job_create"]})
-    def test_unconfirmed_or_changed_backup_is_not_created(self):
+    def test_unconfirmed_restore_is_not_created(self):
         self.mock_series()
         self.mock_client_list.return_value = ([helpers.client()], False)
         data = wizard_data()
@@ -493,6 +493,15 @@ class RegistryTests(helpers.TestCase):
         )
         with self.assertRaisesRegex(restore_sources.UnknownRestoreSource, "nope.*known:"):
             restore_sources.get_source("nope")
+
+    def test_the_legacy_source_is_built_in_and_takes_upstream_records(self):
+        self.assertEqual(list(restore_sources.source_classes()), ["freezer_ui", "freezer_legacy"])
+        upstream = copy.deepcopy(helpers.BACKUP_DOC)
+        del upstream["backup_metadata"]["generation_id"]  # the upstream agent writes none
+        source = restore_sources.source_for(resources.Backup(upstream))
+        self.assertEqual(source.name, "freezer_legacy")
+        ours = restore_sources.source_for(record("b-1", "gen-1", T1))
+        self.assertEqual(ours.name, "freezer_ui")
 
     def test_a_builtin_that_does_not_import_is_logged_once_and_left_out(self):
         missing = "freezer_ui.api.no_such_module:Source"

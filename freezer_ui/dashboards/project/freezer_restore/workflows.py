@@ -154,10 +154,6 @@ class SelectGenerationAction(workflows.Action):
         backup = self.restore_context.get("backup")
         if source is None or backup is None:
             raise forms.ValidationError(_("No backup to restore from."))
-        if data.get("backup_id") and data["backup_id"] != backup.id:
-            # The page was built for one backup and the post names another: refuse, rather
-            # than restore something the user did not see.
-            raise forms.ValidationError(_("The backup changed while the page was open."))
         try:
             if data.get("when") == "point_in_time":
                 at = data.get("point_in_time")
@@ -182,8 +178,8 @@ class SelectGenerationAction(workflows.Action):
                     return data
                 gen = source.generation(self.request, backup, data["generation_id"])
         except restore_sources.RestoreSourceError as error:
-            field = error.field if error.field in self.fields else None
-            self.add_error(field, str(error))
+            field = {"generation": "generation_id"}.get(error.field, error.field)
+            self.add_error(field if field in self.fields else None, str(error))
             return data
         data["generation"] = gen
         return data
