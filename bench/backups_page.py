@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = unittest.TextTestRunner(verbosity=0).run(Bench("test_pages"))
     finally:
         runner.teardown_databases(old)
+        shutil.rmtree(tmp, ignore_errors=True)
     if not outcome.wasSuccessful():
         return 1
     # CPU time of this process: on a shared machine the wall time includes waiting for a core.
