@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+from selenium.webdriver.common.action_chains import ActionChains
+
 from demo.keystone import ADMIN, DEMO, OTHER
 from tests.browser.test_panels import assert_panel_ok
 
@@ -78,6 +80,14 @@ def test_overview_charts_draw_for_member_and_admin(horizon, agents, freezer_api)
     assert len(horizon.find_all("#freezer-chart-projects svg rect")) == 2  # demo and other
     names = horizon.find("#project_totals tbody").text
     assert "demo" in names and "other" in names
+    # Hovering the right half of the first bar still names its project (Rickshaw's hover box,
+    # fed escaped text).
+    chart = horizon.find("#freezer-chart-projects svg")
+    ActionChains(horizon.driver).move_to_element_with_offset(
+        chart, -chart.size["width"] // 5, 0
+    ).perform()
+    label = horizon.visible("#freezer-chart-projects .detail .x_label")
+    assert label.text == "demo"  # the most stored comes first
     horizon.screenshot("admin-overview")
 
     horizon.get("/admin/freezer_clients/")

@@ -15,6 +15,7 @@
   'use strict';
 
   var HEIGHT = 180;
+  var DAY = 86400;
   var COLORS = {stored: '#337ab7', new: '#5cb85c', dedup: '#f0ad4e', projects: '#337ab7'};
 
   function bytes(value) {
@@ -34,6 +35,40 @@
   function day(seconds) {
     // The series are per UTC day: show the day, not a local time of its first second.
     return new Date(seconds * 1000).toISOString().slice(0, 10);
+  }
+
+  function escape(text) {
+    return $('<div></div>').text(text === undefined || text === null ? '' : String(text)).html();
+  }
+
+  function hover(chart, xFormatter, yFormatter, barInterval) {
+    // Rickshaw puts the hover texts in with innerHTML, and a project name is user data: every
+    // piece is escaped here, the series name (a translation) included.
+    var detail = new Rickshaw.Graph.HoverDetail({
+      graph: chart,
+      xFormatter: function (x) { return escape(xFormatter(x)); },
+      yFormatter: function (y) { return escape(yFormatter(y)); },
+      formatter: function (series, x, y, formattedX, formattedY) {
+        return escape(series.name) + ':&nbsp;' + formattedY;
+      }
+    });
+    if (barInterval) {
+      // A bar is drawn from its x to the right, but the hover box picks the point nearest to
+      // the mouse: without this the right half of a bar would name the next one.
+      var update = detail.update;
+      detail.update = function (e) {
+        if (e && e.target) {
+          var half = (chart.x(barInterval) - chart.x(0)) * 0.45;
+          e = {
+            target: e.target,
+            offsetX: Math.max(1, (e.offsetX || e.layerX) - half),
+            offsetY: e.offsetY || e.layerY
+          };
+        }
+        return update.call(detail, e);
+      };
+    }
+    return detail;
   }
 
   function dayAxis(chart) {
@@ -79,7 +114,7 @@
                       COLORS[kind], data, kind === 'stored' ? {stroke: true} : {});
         dayAxis(chart);
         new Rickshaw.Graph.Axis.Y({graph: chart, tickFormat: bytes, ticks: 4});
-        new Rickshaw.Graph.HoverDetail({graph: chart, xFormatter: day, yFormatter: bytes});
+        hover(chart, day, bytes, kind === 'new' ? DAY : 0);
       } else if (kind === 'dedup') {
         data = points.map(function (p) {
           return {x: p.time, y: p.dedup_ratio === null ? null : p.dedup_ratio * 100};
@@ -91,7 +126,7 @@
         chart = graph(this, 'lineplot', labels.labelDedup, COLORS.dedup, data, {max: 100});
         dayAxis(chart);
         new Rickshaw.Graph.Axis.Y({graph: chart, ticks: 4});
-        new Rickshaw.Graph.HoverDetail({graph: chart, xFormatter: day, yFormatter: percent});
+        hover(chart, day, percent);
       } else {
         return;
       }
@@ -132,11 +167,7 @@
       }
     });
     new Rickshaw.Graph.Axis.Y({graph: chart, tickFormat: bytes, ticks: 4});
-    new Rickshaw.Graph.HoverDetail({
-      graph: chart,
-      xFormatter: function (i) { return names[i]; },
-      yFormatter: bytes
-    });
+    hover(chart, function (x) { return names[x]; }, bytes, 1);
     chart.render();
     $el.attr('data-drawn', 'true');
   }
