@@ -428,6 +428,36 @@ def run_scenario(
     (out / f"{scenario}.expected.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
+def perf(work: Path, env: dict[str, str]) -> None:
+    """Time our restore against the agent's own on a 200 MB tree (docs/legacy.md, "Speed")."""
+    from freezer_ui.engines import legacy
+
+    base = work / "perf"
+    shutil.rmtree(base, ignore_errors=True)
+    src = base / "src"
+    for d in range(20):
+        for f in range(50):  # half incompressible, half zeros: 1000 files of 200 kB
+            write(
+                src / f"d{d}" / f"f{f}.bin", blob(f"{d}-{f}", 200_000) if f % 2 else bytes(200_000)
+            )
+    agent = Agent(work, env)
+    t = time.monotonic()
+    agent.backup(base / "c", src, "perf", ["--compression", "gzip"], env)
+    print(f"agent backup (level 0, gzip): {time.monotonic() - t:.1f} s")
+    t = time.monotonic()
+    r = agent.restore(base / "c", "perf", base / "upstream", agent.last_ts, [], env)
+    print(f"agent restore: {time.monotonic() - t:.1f} s (exit {r.returncode if r else 'hung'})")
+    for label, paths in (("full", None), ("one file", ["d7/f3.bin"])):
+        out = base / f"ours-{len(paths or [])}"
+        t = time.monotonic()
+        res = legacy.restore(base / "c", f"{HOST}_perf", out, paths=paths)
+        dt = time.monotonic() - t
+        print(f"our restore, {label}: {dt:.1f} s, {res.stats.files} files, {res.stats.bytes} bytes")
+    stored = sum(p.stat().st_size for p in (base / "c").rglob("data") if p.is_file())
+    print(f"stored: {stored} bytes")
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def _diff(want: dict[str, dict[str, object]], got: dict[str, dict[str, object]]) -> str:
     missing = sorted(set(want) - set(got))
     extra = sorted(set(got) - set(want))
@@ -440,6 +470,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "legacy")
     ap.add_argument("--out", type=Path, default=REPO / "tests" / "legacy" / "fixtures")
     ap.add_argument("--only", nargs="*", help="scenario names to (re)generate")
+    ap.add_argument("--perf", action="store_true", help="time restores instead (no fixtures)")
     args = ap.parse_args()
     work: Path = args.work.resolve()
     out: Path = args.out.resolve()
@@ -456,6 +487,9 @@ def main() -> None:
         env["PATH"] = f"{work / 'venv' / 'bin'}:{env['PATH']}"
         md5_env = dict(env, PATH=f"{md5_openssl_wrapper(work)}:{env['PATH']}")
         agent = Agent(work, env)
+        if args.perf:
+            perf(work, env)
+            return
         inc = ["--incremental"]
 
         def want(s: str) -> bool:

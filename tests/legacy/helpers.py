@@ -138,3 +138,10 @@ def write_container(
         m.mkdir(parents=True)
         meta = {"engine_name": "tar", "compression": compression, "encryption": False}
         (m / "metadata").write_text(json.dumps(meta))
+
+
+def other_warnings(warnings: list[str]) -> list[str]:
+    """Warnings other than the one a non-root restore of root-owned fixtures must give."""
+    if os.geteuid() == 0:
+        return list(warnings)
+    return [w for w in warnings if not w.startswith("owners not restored")]
