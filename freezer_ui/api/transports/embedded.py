@@ -190,9 +190,15 @@ class EmbeddedTransport(BaseTransport):
         if kind == "job_runs" and isinstance(search, Mapping):
             # A job's runs are listed often (the job's detail page): filter on the indexed
             # column, then let the structured match below check the rest.
-            for term in search.get("match") or ():
+            terms = list(search.get("match") or ())
+            for term in terms:
                 if isinstance(term, Mapping) and isinstance(term.get("job_id"), str):
                     rows = rows.filter(job_id=term["job_id"])
+            if not search.get("match_not") and all(
+                isinstance(t, Mapping) and set(t) == {"job_id"} and isinstance(t["job_id"], str)
+                for t in terms
+            ):
+                search = None  # nothing left to match in Python: page in SQL
         if isinstance(search, str) or not search:
             if search and search.strip():
                 rows = rows.filter(search_text__contains=search.strip().lower())
