@@ -43,10 +43,6 @@ BLOB_MANIFEST = b"M"
 
 ENCRYPTIONS = ("none", "aes-256-gcm")
 
-PROBE_MIN = 256 << 10
-PROBE_LEN = 64 << 10
-PROBE_RATIO = 0.97
-
 # Objects other than chunks (index, manifest, trailer) may be large but not unbounded: a
 # corrupt zstd frame header must not make us allocate gigabytes.
 MAX_META_SIZE = 1 << 30
@@ -98,7 +94,11 @@ class Envelope:
         # chunk three or four times, holding the GIL while the sealing threads could run).
         body: bytes | memoryview = data
         comp = _RAW
-        if compress and data and self._worth_compressing(data):
+        # Every chunk is compressed whole.  A 64 KiB probe from the middle used to decide
+        # for chunks of 256 KiB or more; measured on the bench corpus it kept 43 MB of
+        # chunks raw that compress by 2.5 % (many have one incompressible middle), and zstd
+        # level 3 passes over incompressible data at ~320 MB/s, about what the probes cost.
+        if compress and data:
             packed = self._compressor().compress(data)
             # Keep zstd only when it actually saves space: incompressible data stays raw.
             if len(packed) < len(data):
@@ -112,16 +112,6 @@ class Envelope:
         nonce = os.urandom(NONCE_LEN)
         sealed = self._aead.encrypt(nonce, b"".join((comp, body)), aad)
         return b"".join((_ENV_AES_GCM, nonce, sealed))
-
-    def _worth_compressing(self, data: bytes) -> bool:
-        # Already-compressed data (media, archives, encrypted files) is common in backups and
-        # zstd spends as long failing on it as succeeding elsewhere.  A 64 KiB probe from the
-        # middle of a large chunk decides; writers may skip compression, readers do not care.
-        if len(data) < PROBE_MIN:
-            return True
-        mid = len(data) // 2
-        probe = data[mid : mid + PROBE_LEN]
-        return len(self._compressor().compress(probe)) < len(probe) * PROBE_RATIO
 
     def open(
         self,
