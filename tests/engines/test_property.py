@@ -38,8 +38,8 @@ def build(root: str, entries, deep: int) -> None:
         parent = os.path.dirname(p)
         try:
             os.makedirs(parent, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            continue  # a file is in the way: just skip this entry
+        except (FileExistsError, NotADirectoryError, FileNotFoundError):
+            continue  # a file (or a dangling symlink) is in the way: just skip this entry
         if os.path.lexists(p):
             continue
         if kind == "file":
