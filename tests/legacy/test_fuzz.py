@@ -147,3 +147,69 @@ def test_random_member_sequences_stay_inside(members: list) -> None:  # type: ig
         assert sorted(os.listdir(tmp)) == ["out", "root"]
         assert os.listdir(outside) == ["victim"]
         assert (outside / "victim").read_text() == "original"
+
+
+# ------------------------------------------------------------------ rsyncv2 increments
+
+_NAMES = st.sampled_from(["a", "d", "d/b", "lnk", "lnk/x", "../esc", "/abs", "d/../a", ""])
+_INODE = st.fixed_dictionaries(
+    {
+        "mode": st.sampled_from([0o100644, 0o040755, 0o120777, 0o010644, 0o140755, 7]),
+        "mtime": st.integers(0, 2**31),
+        "size": st.integers(0, 9000),
+    }
+)
+_ENTRY = st.one_of(
+    st.fixed_dictionaries({"path": _NAMES, "deleted": st.just(True)}),
+    st.fixed_dictionaries(
+        {"path": _NAMES, "inode": _INODE, "new_level": st.booleans()},
+        optional={
+            "deltas": st.one_of(
+                st.tuples(st.integers(0, 9000), st.lists(st.integers(-1, 3), max_size=4)),
+                st.text(max_size=3),
+            ),
+            "lname": st.sampled_from(["a", "/tmp", "../.."]),
+        },
+    ),
+)
+
+
+def _rsync_level(root: Path, level: int, ts: int, headers: list, payload: bytes) -> None:
+    import json
+    import zlib
+
+    import msgpack
+
+    rel = Path("rsync") / "host_f" / "1700000000" / f"{level}_{ts}"
+    (root / "data" / rel).mkdir(parents=True)
+    (root / "data" / rel / "data").write_bytes(zlib.compress(msgpack.packb(headers) + payload))
+    (root / "metadata" / rel).mkdir(parents=True)
+    meta = {"engine_name": "rsync", "compression": "gzip", "rsync_block_size": 4096}
+    (root / "metadata" / rel / "metadata").write_text(json.dumps(meta | {"encryption": False}))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ENTRY, max_size=6), st.binary(max_size=12000))
+def test_rsyncv2_increment_headers_never_escape(headers: list, payload: bytes) -> None:
+    from freezer_ui.engines import legacy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        outside = base / "outside"
+        outside.mkdir()
+        (outside / "x").write_bytes(b"original")
+        c = base / "c"
+        reg, lnk, dirm = 0o100644, 0o120777, 0o040755
+        level0 = [
+            {"path": "d", "inode": {"mode": dirm, "mtime": 1, "size": 0}},
+            {"path": "a", "inode": {"mode": reg, "mtime": 1, "size": 5000}},
+            {"path": "lnk", "inode": {"mode": lnk, "mtime": 1, "size": 0}, "lname": str(outside)},
+        ]
+        _rsync_level(c, 0, 1700000000, level0, b"A" * 5000)
+        _rsync_level(c, 1, 1700000010, headers, payload)
+        try:
+            legacy.restore(c, "host_f", base / "out")
+        except LegacyError:
+            pass
+        assert sorted(os.listdir(outside)) == ["x"]
+        assert (outside / "x").read_bytes() == b"original"

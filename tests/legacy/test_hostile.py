@@ -278,3 +278,27 @@ def test_old_style_regular_and_contiguous_members(world: dict[str, Path]) -> Non
     assert (t / "v7.txt").read_bytes() == b"v7" and (t / "contig.txt").read_bytes() == b"c"
     assert (t / "olddir").is_dir()
     assert not other_warnings(res.warnings)
+
+
+def test_selected_paths_through_a_planted_symlink(world: dict[str, Path]) -> None:
+    """A sub-path restore is just as guarded: a selected path that runs through a symlink the
+    archive planted (this level or an earlier one), or a rename aimed out, writes nothing."""
+    out = str(world["outside"])
+    l0 = tar_member("lnk", typeflag=b"2", linkname=out) + tar_end()
+    l1 = (
+        dumpdir("./", ["Ylnk", "Dd", "R./d", "T./lnk/d"])
+        + tar_member("lnk/victim", b"pwned")
+        + tar_member("lnk/new", b"pwned")
+        + tar_end()
+    )
+    write_container(world["root"] / "c", [l0, l1])
+    warnings: list[str] = []
+    # lnk/victim is skipped (a symlink where a directory is expected), the rename into lnk/ is
+    # refused the same way, so neither selected path exists: the whole restore is refused.
+    with pytest.raises(legacy.PathNotFound, match="lnk/victim, lnk/d"):
+        legacy.restore(
+            world["root"] / "c", "host_evil", world["target"], paths=["lnk/victim", "lnk/d"],
+            warn=warnings.append,
+        )  # fmt: skip
+    _outside_untouched(world)
+    assert any("'lnk/victim'" in w and "not a directory" in w for w in warnings), warnings

@@ -329,23 +329,11 @@ class TreeWriter:
         parts = self._parts_or_skip(m, m.name)
         if parts is None:
             return
-        place = self.where(parts)
-        if place is None:
+        if self.where(parts) is None:
             return  # outside the selection: the caller streams its data past
-        if place == "ancestor":
-            try:
-                if m.is_dir:
-                    self._dir(m, parts)
-                else:
-                    # A non-directory now stands where a selected path's directory was: the
-                    # selected path no longer exists at this level.
-                    self.delete(m.name)
-            except UnsafePath as e:
-                self.stats.skipped += 1
-                self.warn(f"{self.source}: skipped {m.name!r}: {e}")
-            except OSError as e:
-                raise LegacyError(f"{self.source}: cannot restore {m.name!r}: {e}") from e
-            return
+        # A directory leading to a selected path is applied as usual (its dumpdir then purges
+        # only along that path, see _dumpdir); a non-directory there replaces the way to it,
+        # exactly as in a full restore, so what lies beyond is then refused the same way.
         try:
             if m.is_dir:
                 self._dir(m, parts)
