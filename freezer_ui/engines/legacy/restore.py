@@ -203,35 +203,37 @@ def restore(
     _check_supported(gens)
 
     digests: dict[Path, str | None] = {}
-    given = passphrase
-    passphrase = None
+    key_pass: bytes | None = None  # the passphrase as openssl's -pass file: would use it
     if any(g.encrypted for g in gens):
-        if given is not None:
-            raw = given.encode() if isinstance(given, str) else given
-            passphrase = raw.split(b"\n", 1)[0]
+        if passphrase is not None:
+            raw = passphrase.encode() if isinstance(passphrase, str) else passphrase
+            key_pass = raw.split(b"\n", 1)[0]
         elif passphrase_file is None:
             raise PassphraseRequired(
                 f"{backup.engine}/{backup.key}: the chosen generations are encrypted; "
                 "give the passphrase file used with --encrypt-pass-file"
             )
         else:
-            passphrase = read_passphrase_file(passphrase_file)
+            key_pass = read_passphrase_file(passphrase_file)
     rsync_keys: dict[Path, bytes] = {}
     for g in gens:
-        if g.encrypted and g.engine == "rsync":
+        if not g.encrypted or key_pass is None:
+            digests[g.data_path] = None
+            continue
+        if g.engine == "rsync":
             # rsyncv2 keys with the passphrase file's first line *including* its newline.
-            lines = [passphrase + b"\n", passphrase]  # type: ignore[operator]
-            if given is None and passphrase_file is not None:
+            lines = [key_pass + b"\n", key_pass]
+            if passphrase is None and passphrase_file is not None:
                 with open(passphrase_file, "rb") as f:
                     lines.insert(0, f.readline())
             rsync_keys[g.data_path] = rsync.probe_passphrase(g, list(dict.fromkeys(lines)))
             digests[g.data_path] = None
             continue
-        digests[g.data_path] = probe_digest(g, passphrase) if g.encrypted else None  # type: ignore[arg-type]
+        digests[g.data_path] = probe_digest(g, key_pass)
     per_level: list[list[list[str]] | None] = [None] * len(gens)
     if selection is not None:
         renames = {
-            k: _renames(g, passphrase if g.encrypted else None, digests[g.data_path])
+            k: _renames(g, key_pass if g.encrypted else None, digests[g.data_path])
             for k, g in enumerate(gens)
             if g.engine == "tar" and k > 0
         }
@@ -255,7 +257,7 @@ def restore(
             chunks = plain_stream(
                 g.data_path,
                 g.compression,
-                passphrase if g.encrypted else None,
+                key_pass if g.encrypted else None,
                 digests[g.data_path],
                 counter,
             )
@@ -273,7 +275,7 @@ def restore(
                 again = plain_stream(
                     g.data_path,
                     g.compression,
-                    passphrase if g.encrypted else None,
+                    key_pass if g.encrypted else None,
                     digests[g.data_path],
                 )
                 try:
