@@ -190,6 +190,36 @@ class WizardTests(helpers.TestCase):
         self.assertIn("storage", step_errors(res)["storage"])
         self.assertEqual(self.stored_jobs(), [])
 
+    def test_edit_says_which_stored_values_are_gone(self):
+        job = self.create(passphrase_ref="etc-repo")
+        # The agent re-registers without local storage, and the key is deleted.
+        self.store.clients.create(
+            {"client_id": "host-1", "hostname": "host-1", "supported_engines": ["tar"],
+             "supported_storages": ["swift"], "supported_actions": ["backup", "admin"]}
+        )  # fmt: skip
+        secrets.SecretStore().delete(self.tenant.id, "etc-repo")
+        url = reverse("horizon:project:freezer_jobs:update", args=[job["job_id"]])
+        res = self.client.get(url)
+        self.assertContains(res, "This job used &quot;local&quot;, which is not available any more")
+        self.assertContains(
+            res, "This job used &quot;etc-repo&quot;, which is not available any more"
+        )
+        self.assertNotContains(res, "This job used &quot;tar&quot;")
+
+    def test_a_stored_engine_name_with_markup_is_escaped_in_the_help_text(self):
+        # freezer-api does not check engine_name: another client may store anything there.
+        job = self.create()
+        actions = [dict(a) for a in job["job_actions"]]
+        evil = '"><img src=x onerror=alert(1)>'
+        action = dict(actions[0]["freezer_action"], engine_name=evil)
+        actions[0] = {k: v for k, v in actions[0].items() if k != "action_id"}
+        actions[0]["freezer_action"] = action
+        self.store.jobs.update(job["job_id"], {"job_actions": actions})
+        url = reverse("horizon:project:freezer_jobs:update", args=[job["job_id"]])
+        res = self.client.get(url)
+        self.assertNotContains(res, "<img src=x")
+        self.assertContains(res, "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;")
+
     # ------------------------------------------------------------------ clone and edit
     def create(self, **overrides):
         res = self.client.post(CREATE_URL, form_data(**overrides))

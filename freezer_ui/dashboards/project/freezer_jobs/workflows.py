@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django import forms as django_forms
 from django.core import validators
+from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 from horizon import exceptions, forms, workflows
 
@@ -153,6 +154,24 @@ def _chosen_client(request, context):
     return clients.get(context.get("client_id") or "")
 
 
+def warn_if_gone(action, field, context):
+    """Say so when a job's stored value is no longer among the choices.
+
+    An edited or cloned job may name an engine or storage its agent no longer lists, or a key
+    that was deleted; the select would silently show another value.  The help text says which
+    value is gone, so saving is a choice the user makes knowingly.
+    """
+    value = context.get(field)
+    offered = [str(choice) for choice, _label in action.fields[field].choices]
+    if value and str(value) not in offered:
+        # Horizon writes help texts into a title attribute without escaping them, and the
+        # value comes from a stored document (any freezer-api client may have written it).
+        action.fields[field].help_text = escape(
+            _('This job used "%(value)s", which is not available any more: pick another value.')
+            % {"value": value}
+        )
+
+
 def _offered(request, context, per_client):
     """Names ``per_client`` gives for the chosen client; before a choice, any client's."""
     client = _chosen_client(request, context)
@@ -275,6 +294,7 @@ class EngineAction(workflows.Action):
         self.fields["engine_name"].choices = [(n, ENGINES[n].label) for n in names] or [
             ("", _("The chosen agent supports no engine this wizard can configure"))
         ]
+        warn_if_gone(self, "engine_name", context)
 
     def clean(self):
         data = super().clean()
@@ -342,6 +362,8 @@ class StorageAction(workflows.Action):
             ("", _("The chosen agent supports no storage"))
         ]
         self.fields["passphrase_ref"].choices = passphrase_choices(request)
+        warn_if_gone(self, "storage", context)
+        warn_if_gone(self, "passphrase_ref", context)
 
     def clean(self):
         data = super().clean()
