@@ -135,3 +135,18 @@ class EmbeddedJobsTests(helpers.TestCase):
             "Added the job to the session; it runs on the session's schedule.",
             [str(m) for m in res.context["messages"]],
         )
+
+    def test_session_warning_message_escapes_names(self):
+        payload = "<img src=x onerror=alert(1)>"
+        self.client.post(CREATE_URL, form_data(description=payload))
+        (job,) = self.store.jobs.list(limit=10)
+        sid = self.store.sessions.create(
+            {"description": payload, "schedule": {"schedule_interval": "1 days"}}
+        )
+        add_url = reverse("horizon:project:freezer_sessions:add_job", args=[sid])
+        page = self.client.get(add_url)
+        self.assertNotContains(page, payload)
+        res = self.client.post(add_url, {"job_id": job["job_id"]}, follow=True)
+        self.assertIn(job["job_id"], self.store.sessions.get(sid)["jobs"])
+        self.assertNotContains(res, payload)
+        self.assertContains(res, "Its own schedule (Every 6 hours)")
