@@ -597,7 +597,12 @@ class Agent:
         """A run's final record: into the API's job_runs (spooled while the API is down), or
         the local history where the API has none."""
         if self.runs_in_api:
-            self.store.report({"op": "run", "run": run})
+            if self.store.report({"op": "run", "run": run}):
+                try:
+                    # The history is bounded: the last history_size runs per job are kept.
+                    self.store.prune_runs(run["job_id"], self.config.history_size)
+                except FreezerAPIError as e:
+                    LOG.warning("job %s: old runs not pruned: %s", run["job_id"], e)
         else:
             self.state.add_run(run["job_id"], run)
 

@@ -148,6 +148,23 @@ class AgentStore:
             and r.get("status") == "running"
         ]
 
+    def prune_runs(self, job_id: str, keep: int) -> int:
+        """Delete the job's run records beyond the newest ``keep``; returns how many."""
+        removed = kept = 0
+        while True:
+            page = self.client.job_runs.list(limit=100, offset=keep + kept, job_id=job_id)
+            for run in page:
+                if run.get("status") == "running":
+                    kept += 1  # another agent's run in progress (never ours: runs are ended)
+                    continue
+                try:
+                    self.client.job_runs.delete(run["run_id"])
+                    removed += 1
+                except NotFound:
+                    pass
+            if not page.has_more or not page:
+                return removed
+
     def upsert_run(self, run: dict[str, Any]) -> None:
         """The final state of a run: an update of the record made at the claim, or a create
         when that one never arrived (the API was down) — the agent chose the run_id."""

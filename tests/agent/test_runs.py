@@ -78,8 +78,12 @@ def test_backup_and_restore_runs_carry_progress_and_outcome(api, make_agent, tmp
     assert {p["phase"] for _, p in progress} == {"backup"}
     assert progress[-1][1]["files_done"] > progress[0][1]["files_done"]
     assert all(p["percent"] is None or 0 <= p["percent"] <= 100 for _, p in progress)
-    gaps = [b - a for (a, _), (b, _) in zip(progress, progress[1:], strict=False)]
-    assert min(gaps) >= interval * 0.95, gaps  # never more often than --progress-interval
+    # Never more often than --progress-interval.  The spy sees each write after the tick's
+    # local state write, whose time varies on a busy machine: hence the tolerances.
+    times = [t for t, _ in progress]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= interval / 2, gaps
+    assert (len(times) - 1) * interval <= times[-1] - times[0] + 0.05, gaps
 
     # The restore's run: progress with phase "restore", and what was restored.
     target = tmp_path / "restored"
@@ -150,3 +154,20 @@ def test_admin_and_info_runs_report_their_phase(api, make_agent, tmp_path):
         p["progress"]["phase"] for _, r, p in sent if r == run["run_id"] and set(p) == {"progress"}
     ]
     assert phases == ["info", "admin"]
+
+
+def test_history_is_bounded_and_goes_with_the_job(api, make_agent, tmp_path):
+    agent = make_agent(history_size=3)
+    src, repo = make_tree(tmp_path / "src", files=2), tmp_path / "repo"
+    job_id = api.jobs.create(backup_job(src, repo))
+    other = api.jobs.create(backup_job(src, tmp_path / "repo2", name="other"))
+    ran = []
+    for _ in range(5):
+        api.jobs.start(job_id)
+        api.jobs.start(other)
+        agent.poll()
+        ran.append(runs_of(api, job_id)[0]["run_id"])
+    assert [r["run_id"] for r in runs_of(api, job_id)] == ran[::-1][:3]
+    assert len(runs_of(api, other)) == 3
+    api.jobs.delete(job_id)
+    assert runs_of(api, job_id) == [] and len(runs_of(api, other)) == 3

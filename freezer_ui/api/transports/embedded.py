@@ -476,6 +476,11 @@ class EmbeddedTransport(BaseTransport):
             if kind == "clients" and row.project_id != ctx.project_id:
                 raise Forbidden(f"client {doc_id} belongs to another project")
             row.delete(using=self.using)
+            if kind == "jobs":
+                # A job's run history goes with it: nothing else can reach those runs.
+                models.JobRun.objects.using(self.using).filter(
+                    project_id=row.project_id, job_id=doc_id
+                ).delete()
 
     # ----------------------------------------------------------------- events
     @_retried
