@@ -104,6 +104,9 @@ class RestoreSource(ABC):
     label: ClassVar[str]
     #: Whether a restore of part of a generation (selected paths) is possible.
     can_pick_paths: ClassVar[bool] = False
+    #: Whether :mod:`freezer_ui.api.browse` lists its generations (the wizard's tree picker);
+    #: a source that can pick paths but is not browsable gets a list of typed paths instead.
+    browsable: ClassVar[bool] = False
 
     @abstractmethod
     def handles(self, backup: Any) -> bool:
@@ -176,6 +179,7 @@ class FreezerUISource(RestoreSource):
     name = "freezer_ui"
     label = gettext_lazy("freezer-ui repository")
     can_pick_paths = True
+    browsable = True
     # Records read per API call, and a bound on the records one series is read from.
     page_size = 100
     max_records = 5000

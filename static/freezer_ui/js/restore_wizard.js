@@ -117,7 +117,10 @@
       };
       set('generation', gen ? gen.label + ' (' + gen.id.slice(0, 12) + ')' : '');
       var scope = byName(form, 'scope');
-      var paths = tree.selected();
+      // Typed paths (sources without a tree) or the tree's ticks.
+      var typed = byName(form, 'paths_text');
+      var paths = typed ? typed.value.split('\n').map(function (p) { return p.trim(); })
+        .filter(function (p) { return p; }) : tree.selected();
       set('paths', scope && scope.value === 'selected' ? paths.join(', ') : selectedText(scope));
       set('client', selectedText(byName(form, 'client_id')));
       set('target', (byName(form, 'target') || {}).value);

@@ -478,12 +478,52 @@ def _plugin_backup():
     return resources.Backup(doc)
 
 
+class _TypedPathsPlugin(_Plugin):
+    """A format whose generations cannot be browsed, but whose restores take paths."""
+
+    name = "typed"
+    can_pick_paths = True
+    browsable = False
+
+    def restore_action(self, request, backup, generation, paths, target, overwrite):
+        return {"action": "restore", "restore_abs_path": target, "paths": list(paths)}
+
+
 class _EntryPoint:
     def __init__(self, name, obj):
         self.name, self.value, self._obj = name, f"tests:{name}", obj
 
     def load(self):
         return self._obj
+
+
+class TypedPathsTests(WizardTestCase):
+    """A source that can restore a selection but cannot be browsed: paths are typed."""
+
+    def setUp(self):
+        super().setUp()
+        patcher = mock.patch.object(
+            restore_sources, "entry_points", return_value=[_EntryPoint("typed", _TypedPathsPlugin)]
+        )
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
+    @create_mocks({api_freezer: ["backup_get", "backup_list", "client_list", "job_create"]})
+    def test_typed_paths_are_checked_and_sent(self):
+        self.mock_series([_plugin_backup()])
+        self.mock_client_list.return_value = ([helpers.client()], False)
+        self.mock_job_create.return_value = "job-3"
+        page = self.client.get(WIZARD_URL + "?backup_id=backup-1")
+        self.assertContains(page, 'name="paths_text"')
+        self.assertNotContains(page, 'id="restore-tree"')
+        common = {"backup_id": "backup-1", "generation_id": "p1", "scope": "selected"}
+        res = self.post(paths_text="etc\n../../root", **common)
+        self.assertIn("../../root is not a path inside the backup", str(res.content))
+        self.mock_job_create.assert_not_called()
+        res = self.post(paths_text=" etc/nginx \n\nvar/www\n", **common)
+        self.assertEqual(res.status_code, 302)
+        action = self.mock_job_create.call_args.args[1]["job_actions"][0]["freezer_action"]
+        self.assertEqual(action["paths"], ["etc/nginx", "var/www"])
 
 
 class RegistryTests(helpers.TestCase):

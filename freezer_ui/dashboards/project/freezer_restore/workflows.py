@@ -212,6 +212,21 @@ class SelectPathsAction(workflows.Action):
     )
     # JSON list of paths relative to the generation's root, kept by the tree picker.
     paths = forms.CharField(required=False, widget=forms.HiddenInput())
+    # For sources whose generations cannot be browsed: the paths typed, one per line.
+    paths_text = forms.CharField(
+        label=_("Paths inside the backup"),
+        required=False,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "class": "switched",
+                "data-switch-on": "scope",
+                "data-scope-selected": _("Paths inside the backup"),
+                "placeholder": "etc/nginx\nvar/www/index.html",
+            }
+        ),
+        help_text=_("One per line, relative to the backed-up directory."),
+    )
 
     class Meta:
         name = _("What")
@@ -227,16 +242,22 @@ class SelectPathsAction(workflows.Action):
         source = context.get("source")
         if source is not None and not source.can_pick_paths:
             self.fields["scope"].choices = SCOPE_CHOICES[:1]
+        if source is None or source.browsable or not source.can_pick_paths:
+            del self.fields["paths_text"]
 
     def clean(self):
         data = super().clean()
         if data.get("scope") != "selected":
             data["paths"] = []
             return data
-        try:
-            raw = json.loads(data.get("paths") or "[]")
-        except ValueError:
-            raw = None
+        if "paths_text" in self.fields:
+            raw = [line.strip() for line in (data.get("paths_text") or "").splitlines()]
+            raw = [line for line in raw if line]
+        else:
+            try:
+                raw = json.loads(data.get("paths") or "[]")
+            except ValueError:
+                raw = None
         if not isinstance(raw, list):
             raise forms.ValidationError(_("The selection could not be read; select again."))
         try:
