@@ -14,9 +14,12 @@ here::
      "paths": ["etc/nginx"],                  # optional: sub-paths
      "passphrase_ref": "..."}                 # optional: the openssl passphrase (encrypted)
 
-``import_`` — ``{"action": "legacy_import", "container", "backup_name", "hostname",
-"engine_name"?, "repository": <our repository URL or local path>, "passphrase_ref"?,
-"legacy_passphrase_ref"?}``: converts the chain into generations of ours (importer.py).
+``import_`` — ``{"action": "admin", "legacy_import": true, "container", "backup_name",
+"hostname", "engine_name"?, "repository": <our repository URL or local path>,
+"passphrase_ref"? (ours), "legacy_passphrase_ref"?}`` (an admin action: freezer-api's action
+enum has no room for a new name): converts the chain into generations of ours (importer.py),
+each labelled with the agent's project and given a backup record of ours, so it shows in the
+Backups panel and browses like any other.
 
 Both check every host path against the agent's allowed roots (``checked_path``) before reading
 anything, and turn the readers' clean refusals (no such backup, unsupported, target not empty,
@@ -29,7 +32,7 @@ import dataclasses
 import time
 from typing import Any
 
-from freezer_ui.agent.actions import ActionContext, checked_path, open_repository
+from freezer_ui.agent.actions import ActionContext, checked_path, open_repository, record_base
 from freezer_ui.engines import legacy
 
 FORMAT = "freezer-legacy"
@@ -161,7 +164,7 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
 
 
 def import_(ctx: ActionContext) -> dict[str, Any]:
-    """``legacy_import``: the legacy chain into our repository ``repository``."""
+    """``admin`` + ``legacy_import``: the legacy chain into our repository ``repository``."""
     from freezer_ui.agent.secrets import SecretError, resolve_passphrase
     from freezer_ui.engines.legacy.importer import import_backup
 
@@ -175,20 +178,34 @@ def import_(ctx: ActionContext) -> dict[str, Any]:
     if a.get("legacy_passphrase_ref"):
         try:
             legacy_pass = resolve_passphrase(
-                {"passphrase_ref": a["legacy_passphrase_ref"]}, ctx.agent.key_dir
+                {"passphrase_ref": a["legacy_passphrase_ref"]},
+                ctx.agent.key_dir,
+                project_id=ctx.agent.project_id or None,
             )
         except SecretError as e:
             raise _refused(str(e)) from None
     # Our repository is opened exactly as a backup action opens its own (allowed roots,
     # creation when missing, the action's passphrase_ref).
-    repo_ctx = dataclasses.replace(ctx, action={**a, "storage": "local", "container": repository})
+    repo_ctx = dataclasses.replace(
+        ctx,
+        action={**a, "storage": "local", "container": repository, "legacy_container": container},
+    )
     repo = open_repository(repo_ctx, create=True)
     ctx.log(f"import {backup.engine}/{backup.key} from {container} into {repo.storage.url}")
     began = time.monotonic()
     try:
-        res = import_backup(container, backup, repo, passphrase=legacy_pass, log=ctx.log)
+        res = import_backup(
+            container,
+            backup,
+            repo,
+            passphrase=legacy_pass,
+            log=ctx.log,
+            labels={"project_id": str(ctx.agent.project_id)},
+        )
     except _REFUSALS as e:
         raise _refused(str(e)) from None
+    for item in res.new:
+        _report_record(ctx, repo_ctx.action, repo, item)
     return {
         "format": FORMAT,
         "backup": res.backup,
@@ -198,3 +215,37 @@ def import_(ctx: ActionContext) -> dict[str, Any]:
         "duration": round(time.monotonic() - began, 3),
         "notes": res.notes[:20],
     }
+
+
+def _report_record(ctx: ActionContext, action: dict[str, Any], repo: Any, item: Any) -> None:
+    """A backup record of ours for one imported generation: the series is the legacy one
+    (its host and name), stored where the import wrote it, at the legacy time."""
+    g = item.legacy
+    record = record_base(ctx.agent, ctx.job, action, g.timestamp, ctx.current["run_id"])
+    record.update(
+        {
+            "hostname": g.hostname,
+            "backup_name": g.backup_name,
+            "engine_name": "tar",
+            "path_to_backup": None,
+            "generation_id": item.generation_id,
+            "repository": repo.storage.url,
+            "size": item.bytes,
+            "backup_size_uncompressed": item.bytes,
+            "new_bytes": item.bytes_new,
+            "files": item.files,
+            # Keys distinct from the record's own: freezer-api's structured search matches a
+            # key anywhere in the document, the last occurrence winning.
+            "imported_from": {
+                "format": FORMAT,
+                "legacy_container": action.get("legacy_container"),
+                "legacy_engine": g.engine,
+                "legacy_backup": g.key,
+                "legacy_level": g.level,
+                "legacy_timestamp": g.timestamp,
+            },
+        }
+    )
+    ctx.agent.store.report(
+        {"op": "backup", "backup_id": None, "status": "available", "metadata": record}
+    )

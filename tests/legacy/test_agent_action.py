@@ -154,7 +154,8 @@ def test_import_action(api, make_agent, tmp_path):  # noqa: F811
     root, doc = _world(tmp_path, "rsyncv2-bzip2-inc")
     agent = make_agent(allowed_roots=(str(root),))
     action = {
-        "action": "legacy_import",
+        "action": "admin",
+        "legacy_import": True,
         "storage": "local",
         "container": str(root / "containers" / "rsyncv2-bzip2-inc"),
         "backup_name": doc["backup_name"],
@@ -165,7 +166,23 @@ def test_import_action(api, make_agent, tmp_path):  # noqa: F811
     assert len(out["imported"]) == len(doc["generations"]) and out["already_imported"] == 0
     repo = Repository.open(get_storage(str(root / "repo")))
     assert sorted(g.id for g in repo.generations()) == sorted(out["imported"])
+    gens = {g.id: g for g in repo.generations()}
+    assert {g.labels["project_id"] for g in gens.values()} == {str(agent.project_id)}
+    # one backup record of ours per imported generation, in the legacy series, at legacy time
+    records = [
+        r["backup_metadata"]
+        for r in api.backups.list(limit=100)
+        if r["backup_metadata"].get("generation_id") in gens
+    ]
+    assert len(records) == len(doc["generations"])
+    assert {(m["hostname"], m["backup_name"], m["container"]) for m in records} == {
+        (doc["hostname"], doc["backup_name"], str(root / "repo"))
+    }
+    assert sorted(m["time_stamp"] for m in records) == [g["timestamp"] for g in doc["generations"]]
     out = legacy_action.import_(_ctx(api, agent, action))
     assert out["imported"] == [] and out["already_imported"] == len(doc["generations"])
+    assert len(
+        [r for r in api.backups.list(limit=100) if r["backup_metadata"].get("generation_id")]
+    ) == len(doc["generations"])
     with pytest.raises(Refused, match="outside the allowed roots"):
         legacy_action.import_(_ctx(api, agent, {**action, "repository": str(tmp_path / "x")}))

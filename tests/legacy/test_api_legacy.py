@@ -193,3 +193,46 @@ def test_wizard_job_through_the_agent_core(world, api, make_agent):  # noqa: F81
     want = expected("tar-gzip-maxlevel")["generations"][-1]["tree"]
     got = snapshot(target)
     assert got == {k: v for k, v in want.items() if k == "documents" or k.startswith("documents/")}
+
+
+def test_import_job_through_the_agent_core_then_restore_as_ours(world, api, make_agent):  # noqa: F811
+    """admin + legacy_import run by agent.poll(); the imported generations show as backup
+    records of ours (FreezerUISource), and our own restore action gives each legacy state."""
+    from freezer_ui.api.restore_sources import source_for
+    from tests.agent.conftest import HOST
+
+    req = make_request()
+    agent = make_agent(allowed_roots=(str(world.root),))
+    doc = expected("tar-gzip-maxlevel")
+    action = {
+        "action": "admin",
+        "legacy_import": True,
+        "storage": "local",
+        "container": str(world.container),
+        "backup_name": doc["backup_name"],
+        "hostname": doc["hostname"],
+        "repository": str(world.root / "repo"),
+    }
+    job_id = api_freezer.job_create(
+        req, {"client_id": HOST, "job_schedule": {}, "job_actions": [{"freezer_action": action}]}
+    )
+    assert agent.poll() == [job_id]
+    (run,) = api_freezer.job_run_list(req, job_id)[0]
+    outcome = run.to_dict()["actions"][0]
+    assert outcome["result"] == "success", outcome
+    ours = [r for r in _records(req) if r.generation_id]
+    assert len(ours) == len(doc["generations"])
+    src = source_for(ours[0])
+    assert isinstance(src, FreezerUISource)
+    gens = src.generations(req, ours[0])
+    by_time = {int(g.time.timestamp()): g for g in gens}
+    assert sorted(by_time) == sorted(g["timestamp"] for g in doc["generations"])
+    for want in doc["generations"]:
+        gen = by_time[want["timestamp"]]
+        target = world.root / "restored" / gen.id
+        act = src.restore_action(req, ours[0], gen, [], str(target), "never")
+        job = api_freezer.job_create(
+            req, {"client_id": HOST, "job_schedule": {}, "job_actions": [{"freezer_action": act}]}
+        )
+        assert agent.poll() == [job]
+        assert snapshot(target) == want["tree"], gen.id

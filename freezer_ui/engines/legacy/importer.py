@@ -39,6 +39,7 @@ class Imported:
     generation_id: str | None  # None: already imported before (skipped)
     files: int = 0
     bytes: int = 0
+    bytes_new: int = 0  # what the repository did not hold yet
     warnings: list[str] = field(default_factory=list)
 
 
@@ -128,11 +129,13 @@ def import_backup(
     engine: str | None = None,
     work_dir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> ImportResult:
     """Import every generation of ``backup`` not yet in ``repo`` (an open Repository).
 
     ``work_dir``: where the temporary trees are materialised (default: the system temp dir);
-    it needs room for the largest legacy state.
+    it needs room for the largest legacy state. ``labels``: added to each generation's own
+    (e.g. the agent's ``project_id``, which browsing checks).
     """
     from freezer_ui.engines.tar import TarEngine
 
@@ -174,12 +177,17 @@ def import_backup(
                 str(tree),
                 backup_name=backup.backup_name,
                 hostname=backup.hostname,
-                labels=labels_for(g),
+                labels={**(labels or {}), **labels_for(g)},
             )
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         item = Imported(
-            g, br.generation_id, res.stats.files, res.stats.bytes, res.warnings + br.warnings
+            g,
+            br.generation_id,
+            res.stats.files,
+            res.stats.bytes,
+            br.bytes_new,
+            res.warnings + br.warnings,
         )
         result.imported.append(item)
         say(
