@@ -235,6 +235,17 @@ class WizardSubmitTests(WizardTestCase):
         self.assertEqual(self.post(target=empty, overwrite="never").status_code, 302)
 
     @create_mocks({api_freezer: ["backup_get", "backup_list", "client_list", "job_create"]})
+    def test_existing_target_is_left_to_the_agent_in_remote_mode(self):
+        # The agent's host is another machine: what exists here says nothing about it.
+        self.mock_series()
+        self.mock_client_list.return_value = ([helpers.client()], False)
+        self.mock_job_create.return_value = "job-1"
+        with open(os.path.join(self.scratch, "keep.txt"), "w") as f:
+            f.write("mine")
+        with override_settings(FREEZER_UI_API_MODE="remote"):
+            self.assertEqual(self.post(target=self.scratch).status_code, 302)
+
+    @create_mocks({api_freezer: ["backup_get", "backup_list", "client_list", "job_create"]})
     def test_point_in_time_before_the_first_generation_is_an_error(self):
         self.mock_series()
         self.mock_client_list.return_value = ([helpers.client()], False)
