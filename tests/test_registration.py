@@ -7,12 +7,15 @@ import horizon
 from django.urls import get_resolver
 
 from freezer_ui.dashboards.admin.freezer_backups import panel as admin_backups
+from freezer_ui.dashboards.admin.freezer_clients import panel as admin_clients
 from freezer_ui.dashboards.admin.freezer_jobs import panel as admin_jobs
+from freezer_ui.dashboards.admin.freezer_overview import panel as admin_overview
 from freezer_ui.dashboards.project.freezer_backups import panel as backups
 from freezer_ui.dashboards.project.freezer_clients import panel as clients
 from freezer_ui.dashboards.project.freezer_jobs import panel as jobs
 from freezer_ui.dashboards.project.freezer_overview import panel as overview
 from freezer_ui.dashboards.project.freezer_restore import panel as restore
+from freezer_ui.dashboards.project.freezer_secrets import panel as secrets
 from freezer_ui.dashboards.project.freezer_sessions import panel as sessions
 from tests.dashboards import helpers
 
@@ -23,10 +26,13 @@ PROJECT_PANELS = {
     "freezer_restore": restore.Restore,
     "freezer_clients": clients.Clients,
     "freezer_sessions": sessions.Sessions,
+    "freezer_secrets": secrets.Secrets,
 }
 ADMIN_PANELS = {
     "freezer_jobs": admin_jobs.Jobs,
     "freezer_backups": admin_backups.Backups,
+    "freezer_overview": admin_overview.Overview,
+    "freezer_clients": admin_clients.Clients,
 }
 
 

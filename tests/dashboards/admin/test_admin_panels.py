@@ -71,17 +71,6 @@ class AdminPanelTests(helpers.AdminTestCase):
         )
         self.assertEqual(len(res.context["table"].data), 1)
 
-    @create_mocks({api_freezer: ["backup_list"], dashboard_api.keystone: ["tenant_list"]})
-    def test_backups_of_all_projects(self):
-        self.mock_tenant_list.return_value = self.tenant_page()
-        self.mock_backup_list.return_value = ([helpers.backup(project_id=self.tenant.id)], False)
-        res = self.client.get(BACKUPS_URL)
-        self.assertEqual(res.status_code, 200)
-        self.assertIn(self.tenant.name, cells(res))
-        self.mock_backup_list.assert_called_once_with(
-            IsHttpRequest(), limit=20, offset=0, search=None, all_projects=True
-        )
-
     @create_mocks({api_freezer: ["job_list"], dashboard_api.keystone: ["tenant_list"]})
     def test_api_refusal_is_a_message_not_a_500(self):
         self.mock_tenant_list.return_value = self.tenant_page()
@@ -91,16 +80,6 @@ class AdminPanelTests(helpers.AdminTestCase):
         res = self.client.get(JOBS_URL)
         self.assertEqual(res.status_code, 200)
         self.assertMessageCount(res, error=1)
-
-    @create_mocks({api_freezer: ["backup_list"], dashboard_api.keystone: ["tenant_list"]})
-    def test_unavailable(self):
-        self.mock_tenant_list.return_value = self.tenant_page()
-        self.mock_backup_list.side_effect = api_exceptions.Unavailable("connection refused")
-        res = self.client.get(BACKUPS_URL)
-        self.assertEqual(res.status_code, 200)
-        self.assertTrue(
-            any("Unable to retrieve backups." in str(m) for m in res.context["messages"])
-        )
 
 
 class MemberRefusedTests(helpers.TestCase):
