@@ -173,7 +173,7 @@ def test_member_is_refused_on_admin_urls(horizon, agents, freezer_api, path):
         lambda d: "not authorized" in d.page_source.lower() or "/auth/login/" in d.current_url,
         message=f"{path} was not refused to a member",
     )
-    assert not horizon.find_all("#admin_jobs, #admin_backups")
+    assert not horizon.find_all("#admin_jobs, #admin_backup_groups")
     assert "other secret job" not in horizon.driver.page_source
 
 

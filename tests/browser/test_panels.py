@@ -12,14 +12,17 @@ from tests.browser.test_jobs import seed_job
 PROJECT_PANELS = [
     ("freezer_overview", None),
     ("freezer_jobs", "#jobs"),
-    ("freezer_backups", "#backups"),
+    ("freezer_backups", "#backup_groups"),
     ("freezer_restore", "#restore_points"),
     ("freezer_clients", "#clients"),
     ("freezer_sessions", "#sessions"),
+    ("freezer_secrets", "#secrets"),
 ]
 ADMIN_PANELS = [
     ("freezer_jobs", "#admin_jobs"),
-    ("freezer_backups", "#admin_backups"),
+    ("freezer_backups", "#admin_backup_groups"),
+    ("freezer_overview", "#project_totals"),
+    ("freezer_clients", "#admin_clients"),
 ]
 
 
