@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,8 @@ class ActionContext:
     log: RunLog
     current: dict[str, Any]
     started: int
-    passphrase: str | None
+    # repr=False: a context printed in a traceback or a debug log must not show the secret.
+    passphrase: str | None = field(repr=False)
 
 
 def _refused(message: str) -> Exception:

@@ -177,3 +177,20 @@ def test_an_abort_kills_a_running_exec(api, make_agent):
     (run,) = runs_of(api, job_id)
     assert run["status"] == "aborted"
     assert schedule_of(api, job_id)["result"] == "aborted"
+
+
+def test_action_context_repr_hides_the_passphrase() -> None:
+    from freezer_ui.agent.actions import ActionContext
+
+    ctx = ActionContext(
+        agent=None,
+        job={},
+        action={},
+        control=None,
+        log=None,
+        current={},
+        started=0,
+        passphrase="s3cret-value",
+    )
+    assert "s3cret-value" not in repr(ctx)
+    assert ctx.passphrase == "s3cret-value"
