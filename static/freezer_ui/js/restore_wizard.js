@@ -317,6 +317,11 @@
       }
       root.querySelector('.freezer-restore-error').hidden = !state.error;
       setText('error', state.error);
+      field('note').hidden = !state.note;
+      field('note').textContent = state.note || '';
+      var log = state.log || [];
+      root.querySelector('.freezer-restore-log').hidden = !(state.error && log.length);
+      field('log').textContent = log.join('\n');
       root.setAttribute('data-state', state.state);
       return live;
     }

@@ -436,12 +436,14 @@ class ProgressTests(helpers.TestCase):
         failed = run(
             "fail",
             actions=[{"name": "restore", "result": "fail", "error": f"refused {PAYLOAD}"}],
+            log=["restore generation gen-2", f"refused {PAYLOAD}"],
         )
         self.mock_job_run_list.return_value = ([failed], False)
         self.assertEqual(self.state().json()["error"], f"refused {PAYLOAD}")
         page = self.client.get(reverse("horizon:project:freezer_restore:progress", args=["job-9"]))
         self.assertNotContains(page, PAYLOAD)
         self.assertContains(page, "refused &lt;img")
+        self.assertContains(page, "restore generation gen-2\nrefused &lt;img")  # the log tail
 
     @create_mocks({api_freezer: ["job_get", "job_run_list"]})
     def test_waiting_before_the_agent_starts(self):
@@ -449,6 +451,20 @@ class ProgressTests(helpers.TestCase):
         self.mock_job_run_list.return_value = ([], False)
         self.assertEqual(self.state().json()["state"], "waiting")
         self.assertEqual(self.state().json()["state_text"], "Waiting for the agent")
+
+    @create_mocks({api_freezer: ["job_get", "job_run_list"]})
+    def test_without_run_history_the_jobs_status_is_shown(self):
+        # Remote mode: freezer-api has no run history (job_run_list raises Unavailable).
+        self.mock_job_run_list.side_effect = api_exceptions.Unavailable("no run history")
+        self.mock_job_get.return_value = self.restore_job()
+        self.assertEqual(self.state().json()["state"], "waiting")
+        done = self.restore_job().to_dict()
+        done["job_schedule"].update(status="completed", result="fail", event="")
+        self.mock_job_get.return_value = resources.Job(done)
+        body = self.state().json()
+        self.assertEqual(body["state"], "fail")
+        self.assertIn("the agent's log on its host", body["error"])
+        self.assertIn("run history", body["note"])
 
     @create_mocks({api_freezer: ["job_get", "job_run_list"]})
     def test_another_projects_job_is_not_found(self):

@@ -155,8 +155,6 @@ def run_state(request, job_id):
     ``interrupted``; the run's live progress and, once it ended, its summary or error.
     """
     job = api_freezer.job_get(request, job_id)
-    runs, _more = api_freezer.job_run_list(request, job_id=job_id, limit=1, offset=0)
-    run = runs[0] if runs else None
     state = {
         "job_id": job.id,
         "state_text": "",
@@ -166,7 +164,14 @@ def run_state(request, job_id):
         "summary": {},
         "error": "",
         "log": [],
+        "log_text": "",
     }
+    try:
+        runs, _more = api_freezer.job_run_list(request, job_id=job_id, limit=1, offset=0)
+    except api_exceptions.Unavailable:
+        # freezer-api keeps no run history (remote mode): the job's own status is all there is.
+        return _state_from_job(job, state)
+    run = runs[0] if runs else None
     if run is None:
         if utils.job_state(job) in ("stop", "completed", "aborted") and job.result == "fail":
             state.update(state="fail", error=_("The job failed before a run was recorded."))
@@ -174,6 +179,7 @@ def run_state(request, job_id):
         return state
     progress = run.progress
     state.update(state=run.status or "running", log=run.log[-20:])
+    state["log_text"] = "\n".join(state["log"])
     state["progress"] = {
         **progress,
         "bytes_done_text": str(filesizeformat(progress.get("bytes_done") or 0)),
@@ -197,6 +203,19 @@ def run_state(request, job_id):
                 "bytes_text": str(filesizeformat(summary.get("bytes") or 0)),
                 "duration_text": _seconds_text(summary.get("duration")),
             }
+    return state
+
+
+def _state_from_job(job, state):
+    result = job.result
+    if utils.job_state(job) == "running":
+        state["state"] = "running"
+    elif result in ("success", "fail", "aborted") and not job.event:
+        state["state"] = result
+    if state["state"] == "fail":
+        state["error"] = _("The restore failed; the agent's log on its host says why.")
+    state["note"] = _("Live progress and the summary need the run history (embedded mode).")
+    state["state_text"] = STATE_TEXT.get(state["state"], state["state"])
     return state
 
 
@@ -244,7 +263,15 @@ class ProgressView(views.HorizonTemplateView):
         except Exception:
             exceptions.handle(self.request, _("Unable to retrieve the restore's progress."))
             # Unknown for now: the page keeps asking (restore_wizard.js) and shows the answer.
-            context["state"] = {"state": "", "progress": {}, "summary": {}, "error": ""}
+            context["state"] = {
+                "state": "",
+                "state_text": "",
+                "progress": {},
+                "summary": {},
+                "error": "",
+                "log": [],
+                "log_text": "",
+            }
         context["state_url"] = reverse(
             "horizon:project:freezer_restore:progress_state", args=[self.job.id]
         )
