@@ -351,6 +351,16 @@ def _overwrite(value: Any) -> str:
     return "always" if value is True or str(value).lower() in ("true", "1", "yes") else "never"
 
 
+def _non_empty_dir(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is not None
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return True
+
+
 def restore(ctx: ActionContext) -> dict[str, Any]:
     from freezer_ui.engines.registry import get_engine
 
@@ -359,6 +369,19 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
     if not target:
         raise _refused("a restore action needs restore_abs_path")
     checked_path(ctx, "restore_abs_path", target)
+    paths = a.get("paths") or None
+    if paths is not None and not (
+        isinstance(paths, list) and all(isinstance(p, str) and p.strip() for p in paths)
+    ):
+        raise _refused("paths must be a list of non-empty relative paths")
+    overwrite = _overwrite(a.get("overwrite"))
+    if overwrite == "never" and _non_empty_dir(target):
+        # Upstream Freezer refuses a non-empty target without --overwrite; so do we, before
+        # anything is read or written, whatever the dashboard host checked (remote mode).
+        raise _refused(
+            f"restore_abs_path {target!r} exists and is not empty; choose another target "
+            "or an overwrite policy (if-newer, always)"
+        )
     from freezer_ui.agent.agent import _RunProgress
 
     repo = open_repository(ctx, create=False)
@@ -371,7 +394,8 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
         repo,
         gen.id,
         target,
-        overwrite=_overwrite(a.get("overwrite")),  # type: ignore[arg-type]
+        paths=paths,
+        overwrite=overwrite,  # type: ignore[arg-type]
         progress=_RunProgress(ctx.control),
     )
     duration = round(result.duration or time.monotonic() - began, 3)
@@ -382,6 +406,7 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
     return {
         "generation_id": gen.id,
         "target": target,
+        "paths": paths or [],
         "files": result.files,
         "bytes": result.bytes_written,
         "duration": duration,
