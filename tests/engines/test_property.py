@@ -32,6 +32,14 @@ entry = st.tuples(
 
 def build(root: str, entries, deep: int) -> None:
     os.makedirs(root)
+    # one deep chain, to catch recursion limits and long paths; made first, so an entry
+    # named like one of its directories is skipped rather than in the chain's way
+    d = root
+    for i in range(deep):
+        d = os.path.join(d, f"d{i}")
+    os.makedirs(d)
+    with open(os.path.join(d, "leaf"), "wb") as f:
+        f.write(b"deep")
     files: list[str] = []
     for parts, kind, data, mode, mtime in entries:
         p = os.path.join(root, *parts)
@@ -62,13 +70,6 @@ def build(root: str, entries, deep: int) -> None:
             os.mkfifo(p)
         os.chmod(p, mode)
         os.utime(p, ns=(mtime, mtime))
-    # one deep chain, to catch recursion limits and long paths
-    d = root
-    for i in range(deep):
-        d = os.path.join(d, f"d{i}")
-    os.makedirs(d)
-    with open(os.path.join(d, "leaf"), "wb") as f:
-        f.write(b"deep")
 
 
 @settings(

@@ -218,3 +218,26 @@ def test_source_given_as_symlink_to_directory(repo, engine, tmp_path: Path) -> N
     gid = backup(engine, repo, str(tmp_path / "alias")).generation_id
     items = {i["path"]: i["type"] for i in repo.open_generation(gid).items()}
     assert items == {".": "dir", "f": "file"}
+
+
+@pytest.mark.parametrize("depth", [253, 254, 255, 256, 257])
+def test_hardlink_after_many_directories(repo, engine, tmp_path: Path, depth: int) -> None:
+    # Restoring a deep chain fills the restore's cache of directory descriptors (256); the
+    # hard link's source directory is then opened again, which may close every cached
+    # descriptor, the link's own parent included. The link must still be made, in place.
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a/f").write_bytes(b"shared content")
+    d = src
+    for i in range(depth):
+        d = d / f"d{i}"
+    d.mkdir(parents=True)
+    (src / "z").mkdir()
+    os.link(src / "a/f", src / "z/link")
+    gid = backup(engine, repo, str(src)).generation_id
+    out = tmp_path / "out"
+    res = engine.restore(repo, gid, str(out))
+    assert res.rejected == [] and res.warnings == []
+    assert diff(snapshot(str(src)), snapshot(str(out))) == []  # before reading moves atimes
+    assert os.stat(out / "z/link").st_ino == os.stat(out / "a/f").st_ino
+    assert (out / "z/link").read_bytes() == b"shared content"

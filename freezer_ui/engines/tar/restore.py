@@ -13,7 +13,7 @@ import stat
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from freezer_ui.engines.base import OVERWRITE_POLICIES, RestoreResult, TargetError
@@ -111,11 +111,6 @@ class TarRestore:
         # (shown path, size, fd, future) of files handed to the writers, oldest first
         self._queued: deque[tuple[str, int, int, Future[tuple[int, list[str]]]]] = deque()
         self._queued_bytes = 0
-        # Directories this restore created (so no name in them can exist yet, short of a
-        # duplicate item): files in them are also *created* by the writer threads.
-        self._fresh: set[tuple[str, ...]] = set()
-        # shown path -> future of a file created by a writer and not collected yet
-        self._creating: dict[str, Future[tuple[int, list[str]]]] = {}
 
     def run(self) -> RestoreResult:
         t0 = time.monotonic()
@@ -126,8 +121,6 @@ class TarRestore:
         # An existing target keeps its own owner/mode/times under "never"; a target we create
         # gets the source root's.
         self.target_existed = os.path.isdir(self.target)
-        if not self.target_existed:
-            self._fresh.add(())
         try:
             tree = SafeTree(self.target)
         except OSError as e:
@@ -232,7 +225,6 @@ class TarRestore:
             self._hardlink(tree, parent, name, parts, item, shown)
         elif kind == "dir":
             os.mkdir(name, 0o700, dir_fd=parent)
-            self._fresh.add(parts)
             self.dirs.append((parts, item))
             r.files += 1
         elif kind == "symlink":
@@ -270,27 +262,18 @@ class TarRestore:
             self._record(written, warnings)
             return
         size = int(item.get("size", 0) or 0)
-        if parts[:-1] in self._fresh:
-            # Creating a file is the walk's most expensive step (kernel time): in a
-            # directory we made, a writer does it, through its own copy of the directory
-            # descriptor (the walk may close its copy at any time).
-            fd = os.dup(parent)
-            job: Any = self._create_and_write
-        else:
-            # the name may exist (overwrite policies): created here, so EEXIST reaches
-            # _restore_one before anything else happens
-            fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
-            job = self._write_file
+        # Created here, so EEXIST reaches _restore_one (overwrite policies) before anything
+        # else happens.  (Creating in the writer threads, through a dup of the directory
+        # descriptor, was tried: it lost hard links in the property test, cause not found.)
+        fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+        # Registered now, not when written: a later hard link to this inode links to the
+        # name while its content may still be being written (it is the same inode).
+        self.written_files[shown] = parts
         try:
-            fut = self._pool.submit(job, fd, item, shown, name)
+            fut = self._pool.submit(self._write_file, fd, item, shown)
         except BaseException:
             os.close(fd)
             raise
-        if job is self._create_and_write:
-            self._creating[shown] = fut
-        # Registered once created (or being created), not when written: a later hard link
-        # to this inode waits for its creation only (see _hardlink).
-        self.written_files[shown] = parts
         self._queued.append((shown, size, fd, fut))
         self._queued_bytes += size
         while self._queued and (
@@ -298,20 +281,7 @@ class TarRestore:
         ):
             self._collect_one()
 
-    def _create_and_write(
-        self, dir_fd: int, item: dict, shown: str, name: str
-    ) -> tuple[int, list[str]]:
-        """Writer thread: create ``name`` in the (duplicated) directory descriptor, which
-        is closed here, then write it."""
-        try:
-            fd = os.open(name, _CREATE, 0o600, dir_fd=dir_fd)
-        finally:
-            os.close(dir_fd)
-        return self._write_file(fd, item, shown)
-
-    def _write_file(
-        self, fd: int, item: dict, shown: str, _name: str = ""
-    ) -> tuple[int, list[str]]:
+    def _write_file(self, fd: int, item: dict, shown: str) -> tuple[int, list[str]]:
         """Content and metadata of a created file, then close it (in a writer thread).
         Returns the bytes written and the warnings, which the walk's thread records."""
         warnings: list[str] = []
@@ -326,7 +296,6 @@ class TarRestore:
         """Wait for the oldest queued file and record its outcome as the walk would have."""
         shown, size, _fd, fut = self._queued.popleft()
         self._queued_bytes -= size
-        self._creating.pop(shown, None)
         r = self.result
         try:
             written, warnings = fut.result()
@@ -400,24 +369,28 @@ class TarRestore:
             raise UnsafePath(f"{shown!r}: hard link target: {e}") from None
         src_key = "/".join(src_parts)
         have = self.written_files.get(src_key)
-        if have:
-            pending = self._creating.get("/".join(have))
-            if pending is not None:
-                wait([pending])  # a writer creates it: link once it exists
-            try:
-                src_parent = tree.dir_fd(have[:-1], create=False)
-                os.link(
-                    have[-1],
-                    name,
-                    src_dir_fd=src_parent,
-                    dst_dir_fd=parent,
-                    follow_symlinks=False,
-                )
-                self.result.files += 1
-                return
-            except (OSError, UnsafePath):
-                pass  # fall back to writing the content: the item carries its own chunks
-        self._file(parent, name, parts, item, shown)
+        # tree.dir_fd() for the source's directory may close every cached descriptor (its
+        # bound on open fds), ``parent`` included, and a new descriptor may then reuse its
+        # number: hold our own copy of the destination directory for this whole item.
+        dst = os.dup(parent)
+        try:
+            if have:
+                try:
+                    src_parent = tree.dir_fd(have[:-1], create=False)
+                    os.link(
+                        have[-1],
+                        name,
+                        src_dir_fd=src_parent,
+                        dst_dir_fd=dst,
+                        follow_symlinks=False,
+                    )
+                    self.result.files += 1
+                    return
+                except (OSError, UnsafePath):
+                    pass  # fall back to writing the content: the item carries its own chunks
+            self._file(dst, name, parts, item, shown)
+        finally:
+            os.close(dst)
         # later links to the same inode now point here
         self.written_files[src_key] = parts
 
