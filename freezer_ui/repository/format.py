@@ -12,7 +12,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack  # type: ignore[import-untyped]
 
@@ -55,9 +55,9 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
-@dataclass(frozen=True, slots=True)
-class PackEntry:
-    """Where one chunk blob lives inside a pack."""
+class PackEntry(NamedTuple):
+    """Where one chunk blob lives inside a pack.  A named tuple: an index load builds one
+    per chunk, and a tuple is built several times faster than a frozen dataclass."""
 
     chunk_id: bytes
     offset: int  # of the blob in the pack
@@ -117,19 +117,23 @@ def _entry_list(raw: Any, where: str) -> list[PackEntry]:
     if not isinstance(raw, list):
         raise CorruptData("entry list is not a list", key=where)
     out = []
+    append = out.append
+    # the hot loop of loading an index: plain checks, no generator per entry
     for e in raw:
-        if (
-            not isinstance(e, list)
-            or len(e) != 4
-            or not isinstance(e[0], bytes)
-            or len(e[0]) != ID_LEN
-            or not all(type(x) is int for x in e[1:])
-        ):
+        if type(e) is not list or len(e) != 4:
             raise CorruptData("malformed pack entry", key=where)
         cid, off, length, size = e
+        if (
+            type(cid) is not bytes
+            or len(cid) != ID_LEN
+            or type(off) is not int
+            or type(length) is not int
+            or type(size) is not int
+        ):
+            raise CorruptData("malformed pack entry", key=where)
         if off < PACK_HEADER_LEN or length <= 0 or not (0 <= size <= MAX_CHUNK_SIZE):
             raise CorruptData("pack entry out of range", key=where)
-        out.append(PackEntry(cid, off, length, size))
+        append(PackEntry(cid, off, length, size))
     return out
 
 

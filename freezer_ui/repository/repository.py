@@ -164,6 +164,22 @@ class _Locations(Mapping[bytes, tuple[bytes, int, int, int]]):
         if chunk_id not in self._d:
             self._d[chunk_id] = self._encode(pack_id, offset, length, size)
 
+    def add_entries(self, pack_id: bytes, entries: Iterable[PackEntry]) -> None:
+        """``setdefault_location`` for every entry of one pack (the loop of an index load,
+        kept free of per-entry calls)."""
+        d = self._d
+        no = self._pack_no.get(pack_id)
+        for cid, offset, length, size in entries:
+            if cid in d:
+                continue
+            if 0 <= offset <= _M40 and 0 <= length <= _M32 and 0 <= size <= _M32:
+                if no is None:
+                    no = self._pack_no[pack_id] = len(self._pack_ids)
+                    self._pack_ids.append(pack_id)
+                d[cid] = (((no << 40 | offset) << 32 | length) << 32) | size
+            else:
+                d[cid] = (pack_id, offset, length, size)
+
     def __getitem__(self, chunk_id: bytes) -> tuple[bytes, int, int, int]:
         return self._decode(self._d[chunk_id])
 
@@ -192,7 +208,7 @@ class _PackEntries(Mapping[bytes, list[PackEntry]]):
         old = self._d.get(pack_id, b"")
         if isinstance(old, bytes):
             try:
-                raw = b"".join(_ENTRY.pack(e.chunk_id, e.offset, e.length, e.size) for e in entries)
+                raw = b"".join([_ENTRY.pack(*e) for e in entries])
                 self._d[pack_id] = old + raw
                 return
             except struct.error:
@@ -236,9 +252,7 @@ class ChunkIndex:
 
     def add_pack(self, pack_id: bytes, entries: list[PackEntry]) -> None:
         self.packs.extend(pack_id, entries)
-        loc = self.by_chunk.setdefault_location
-        for e in entries:
-            loc(e.chunk_id, pack_id, e.offset, e.length, e.size)
+        self.by_chunk.add_entries(pack_id, entries)
 
     def __contains__(self, chunk_id: object) -> bool:
         return chunk_id in self.by_chunk
