@@ -13,10 +13,13 @@ The file is one msgpack document written atomically after a committed backup. It
 entries seen by that backup, so deleted files drop out. A missing, corrupt or foreign-version file
 is an empty cache: the worst case is a full re-read, never a wrong backup.
 
-In memory an entry stays msgpack-encoded (``bytes``, ~100 B instead of ~600 B as a dozen
+In memory an old entry stays msgpack-encoded (``bytes``, ~100 B instead of ~600 B as a dozen
 Python objects): loading slices the file without decoding the entries, ``lookup`` decodes one
-entry, ``keep`` passes the encoded entry on unchanged, and ``save`` writes the encoded entries
-back.  The file is byte-for-byte what ``msgpack.packb`` of the document would give.
+entry and drops it.  New entries (``keep`` passes an old one on unchanged, ``remember`` encodes
+one) are not kept in memory at all: they are appended to an anonymous temporary file in the
+cache directory as they come, and ``save`` writes the document header followed by that file.
+So the memory of a run does not grow with the entries it records.  The file is byte-for-byte
+what ``msgpack.packb`` of the document would give.
 
 ``atime_ns`` is the access time when the content was read. An unchanged file is recorded with
 it, not with its current atime: any reader (another backup tool, a search indexer) moves atimes
@@ -29,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +105,29 @@ class FilesCache:
     def __init__(self, path: Path | None, old: dict[str, bytes] | None = None) -> None:
         self.path = path
         # encoded entries; ``lookup`` removes what it reads (each path is looked up once per
-        # run), so the old entries shrink while the new ones grow
+        # run), so the old entries shrink as the run goes
         self.old: dict[str, bytes] = old or {}
-        self.new: dict[str, bytes] = {}
+        self.new_count = 0
+        # new entries, encoded path then entry, in the order they came (see the module doc)
+        self._body: Any = None
+        self._body_error: OSError | None = None
+        self._packer = msgpack.Packer(use_bin_type=True, unicode_errors=_UNICODE_ERRORS)
         self._last: tuple[str, Entry, bytes] | None = None
+
+    def _add(self, path: str, raw: bytes) -> None:
+        if self.path is None or self._body_error is not None:
+            return  # no cache file, or it cannot be written: nothing to save
+        try:
+            if self._body is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._body = tempfile.TemporaryFile(dir=self.path.parent)
+            self._body.write(self._packer.pack(path))
+            self._body.write(raw)
+        except OSError as e:
+            # A cache that cannot be written must not fail the backup: save() reports it.
+            self._body_error = e
+            return
+        self.new_count += 1
 
     @classmethod
     def load(cls, path: Path | None) -> FilesCache:
@@ -142,9 +166,9 @@ class FilesCache:
     def keep(self, path: str, entry: Entry) -> None:
         last = self._last
         if last is not None and last[0] == path and last[1] is entry:
-            self.new[path] = last[2]  # unchanged: the encoded entry as loaded
+            self._add(path, last[2])  # unchanged: the encoded entry as loaded
         else:
-            self.new[path] = _packb(entry)
+            self._add(path, _packb(entry))
         self._last = None
 
     def remember(
@@ -155,38 +179,54 @@ class FilesCache:
         extents: list | None,
         xattrs: dict | None,
     ) -> None:
-        self.new[path] = _packb(
-            [
-                st.st_ino,
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
-                chunks,
-                extents,
-                xattrs,
-                st.st_atime_ns,
-            ]
+        self._add(
+            path,
+            _packb(
+                [
+                    st.st_ino,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    chunks,
+                    extents,
+                    xattrs,
+                    st.st_atime_ns,
+                ]
+            ),
         )
 
     def save(self) -> None:
         """Write the new entries atomically (temp file + rename)."""
         if self.path is None:
             return
+        if self._body_error is not None:
+            raise self._body_error
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        packer = msgpack.Packer(use_bin_type=True, unicode_errors=_UNICODE_ERRORS)
+        packer = self._packer
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        # The same bytes as packb({"v": FORMAT_VERSION, "entries": {...}}), written as a
-        # stream from the encoded entries.
-        with open(tmp, "wb", buffering=1 << 20) as f:
-            f.write(packer.pack_map_header(2))
-            f.write(packer.pack("v"))
-            f.write(packer.pack(FORMAT_VERSION))
-            f.write(packer.pack("entries"))
-            f.write(packer.pack_map_header(len(self.new)))
-            for path, raw in self.new.items():
-                f.write(packer.pack(path))
-                f.write(raw)
-        os.replace(tmp, self.path)
+        # The same bytes as packb({"v": FORMAT_VERSION, "entries": {...}}): the header, then
+        # the entries as they were appended.
+        try:
+            with open(tmp, "wb", buffering=1 << 20) as f:
+                f.write(packer.pack_map_header(2))
+                f.write(packer.pack("v"))
+                f.write(packer.pack(FORMAT_VERSION))
+                f.write(packer.pack("entries"))
+                f.write(packer.pack_map_header(self.new_count))
+                if self._body is not None:
+                    self._body.seek(0)
+                    shutil.copyfileobj(self._body, f, 1 << 20)
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        finally:
+            if self._body is not None:
+                self._body.close()
+                self._body = None
 
     def stats(self) -> dict[str, Any]:
-        return {"old_entries": len(self.old), "new_entries": len(self.new)}
+        return {"old_entries": len(self.old), "new_entries": self.new_count}

@@ -188,3 +188,33 @@ def test_unwritable_cache_is_a_warning_not_a_failure(repo, tmp_path, src) -> Non
     res = backup(eng, repo, src)
     assert res.generation_id in [g.id for g in repo.generations()]
     assert len(res.warnings) == 1 and "files cache not saved" in res.warnings[0]
+
+
+def test_cache_file_is_one_msgpack_document(repo, engine, src, tmp_path) -> None:
+    # New entries go to a temporary file during the run and are copied behind the header
+    # at save: the result must still be exactly packb of the document it decodes to.
+    import msgpack
+
+    backup(engine, repo, src)
+    backup(engine, repo, src)  # the second run writes kept (loaded) entries
+    p = cache_path(repo.id, src, str(tmp_path / "cache"))
+    raw = p.read_bytes()
+    doc = msgpack.unpackb(raw, raw=False)
+    assert doc["v"] == 2 and len(doc["entries"]) == 5
+    assert msgpack.packb(doc, use_bin_type=True) == raw
+    assert os.listdir(p.parent) == [p.name]  # no temporary file left beside it
+
+
+def test_unwritable_cache_does_not_fail_the_backup(repo, engine, src, monkeypatch) -> None:
+    import tempfile
+
+    def no_space(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_space)
+    res = backup(engine, repo, src)
+    assert res.generation_id and res.files_read == 5
+    assert any("files cache not saved" in w for w in res.warnings)
+    monkeypatch.undo()
+    # no cache was written: the next run reads everything again, and works
+    assert backup(engine, repo, src).files_read == 5
