@@ -19,7 +19,7 @@ INTERVAL_UNITS = (
 PICK_ONE = {"invalid_choice": _("Pick one of the offered choices.")}
 
 SCHEDULE_KINDS = (
-    ("once", _("Once, when started")),
+    ("once", _("Once, as soon as the agent picks it up")),
     ("interval", _("Repeat every…")),
     ("continuous", _("Continuously (restart as soon as a run ends)")),
 )

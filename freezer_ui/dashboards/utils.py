@@ -30,7 +30,9 @@ JOB_STATES = (
     ("removed", _("Removed")),
 )
 # States in which a job may be started, and in which it may be stopped.
-STARTABLE_STATES = ("new", "stop", "completed", "aborted")
+# "scheduled": a job waiting for its next interval can be run now (the agent runs a start event
+# whatever the schedule; the interval then continues from this run).
+STARTABLE_STATES = ("new", "stop", "completed", "aborted", "scheduled")
 STOPPABLE_STATES = ("starting", "scheduled", "running")
 
 
@@ -162,7 +164,7 @@ _SINGULAR_UNITS = {
 def schedule_display(interval):
     """Human text for a ``schedule_interval`` value (``"6 hours"``, ``"continuous"`` or empty)."""
     if not interval:
-        return _("Once, when started")
+        return _("Once")
     if interval == "continuous":
         return _("Continuously")
     number, _sep, unit = str(interval).strip().partition(" ")

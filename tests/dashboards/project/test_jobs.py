@@ -178,6 +178,17 @@ class JobActionTests(helpers.TestCase):
         self.client.post(INDEX_URL, {"action": "jobs__start__job-1"})
         self.mock_job_start.assert_not_called()
 
+    @create_mocks({api_freezer: ["job_list", "job_start"]})
+    def test_a_scheduled_job_can_be_run_now(self):
+        # Waiting for its next interval: "Start" runs it now (the agent honours a start event
+        # whatever the schedule), and it can still be stopped.
+        self.mock_job_list.return_value = ([helpers.job(status="scheduled")], False)
+        res = self.client.get(INDEX_URL)
+        self.assertContains(res, "jobs__start__job-1")
+        self.assertContains(res, "jobs__stop__job-1")
+        self.client.post(INDEX_URL, {"action": "jobs__start__job-1"})
+        self.mock_job_start.assert_called_once_with(IsHttpRequest(), "job-1")
+
     @create_mocks({api_freezer: ["job_list"]})
     def test_a_requested_start_shows_as_such(self):
         # The agent has not picked the start up yet: status is still empty, the event says start.
