@@ -269,7 +269,8 @@ class TarBackup:
     def _scan(self, cache: FilesCache, w: Any, pool: ThreadPoolExecutor):
         owners = self.owners
         warnings = self.warnings
-        for rel, abspath, st in walk(self.source, self.excludes, self.one_file_system, warnings):
+        tree = walk(self.source, self.excludes, self.one_file_system, warnings)
+        for rel, abspath, st in _ahead(tree, self._abort):
             mode = st.st_mode
             fmt = stat.S_IFMT(mode)
             item: dict[str, Any] = {
@@ -517,6 +518,60 @@ class TarBackup:
         limit = self.start_ns - RACY_NS
         if st.st_mtime_ns < limit and st.st_ctime_ns < limit:
             cache.remember(rel, st, chunks, extents, xattrs)
+
+
+WALK_BATCH = 256  # entries per hand-over from the walking thread
+WALK_AHEAD = 8  # batches the walking thread may be ahead
+
+
+def _ahead(entries: Iterator[Any], abort: threading.Event) -> Iterator[Any]:
+    """``entries`` produced in a thread of their own, in order, a batch at a time.
+
+    The walk is one ``scandir`` per directory and one ``lstat`` per entry: kernel time (and
+    with page caches cold, disk waits) that then overlaps with the scan's own work (cache
+    lookups, items, feeding the writer) instead of adding to it."""
+    q: queue.Queue = queue.Queue(WALK_AHEAD)
+    # our own stop signal: ``abort`` (the whole backup stops) is only read here, since the
+    # walk ending must not stop the streamers still finishing the last files
+    stop = threading.Event()
+
+    def put(msg: Any) -> bool:
+        while True:
+            try:
+                q.put(msg, timeout=0.2)
+                return True
+            except queue.Full:
+                if stop.is_set() or abort.is_set():
+                    return False
+
+    def produce() -> None:
+        batch: list = []
+        try:
+            for e in entries:
+                batch.append(e)
+                if len(batch) >= WALK_BATCH:
+                    if not put(batch):
+                        return
+                    batch = []
+            put(batch)
+            put(None)
+        except BaseException as exc:  # handed to the consumer, raised there after the entries
+            if put(batch):
+                put(exc)
+
+    t = threading.Thread(target=produce, name="fzui-walk", daemon=True)
+    t.start()
+    try:
+        while True:
+            msg = q.get()
+            if msg is None:
+                return
+            if isinstance(msg, BaseException):
+                raise msg
+            yield from msg
+    finally:
+        stop.set()
+        t.join()
 
 
 def _open_for_read(path: str) -> int:
