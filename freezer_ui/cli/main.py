@@ -46,7 +46,7 @@ def _run_legacy(argv: list[str]) -> int:
 # and jsonschema (~0.3 s), which every quick ``backup`` or ``ls`` call would otherwise pay.
 _FORWARDED = {
     "run": (_run_agent, "run the backup jobs assigned to this client (long-running agent)"),
-    "legacy": (_run_legacy, "list, restore or import backups written by the upstream Freezer agent"),
+    "legacy": (_run_legacy, "list, restore or import backups of the upstream Freezer agent"),
 }
 
 
