@@ -429,7 +429,16 @@ def story_db(tmp_path, django_db_blocker, settings, transactional_db):
 class AgentProcess:
     """``python -m freezer_ui.agent run --mode embedded`` for one project, as a real process."""
 
-    def __init__(self, db: Path, state_dir: Path, ids, client_id: str, hostname: str, root: Path):
+    def __init__(
+        self,
+        db: Path,
+        state_dir: Path,
+        ids,
+        client_id: str,
+        hostname: str,
+        root: Path,
+        module: str = "freezer_ui.agent",
+    ):
         import subprocess
 
         self.log = state_dir / "agent.log"
@@ -437,7 +446,7 @@ class AgentProcess:
         cmd = [
             sys.executable,
             "-m",
-            "freezer_ui.agent",
+            module,
             "run",
             "--mode",
             "embedded",
@@ -461,6 +470,9 @@ class AgentProcess:
             str(root),
         ]
         env = dict(os.environ, FREEZER_UI_AGENT_TEST_DB=str(db), PYTHONPATH=str(REPO_ROOT))
+        if module != "freezer_ui.agent":
+            # tests/agent/slow_agent.py: 1.5 s per MiB backed up or restored.
+            env["SLOW_AGENT_SECONDS_PER_MIB"] = "1.5"
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT
@@ -502,7 +514,9 @@ def story_agents(keystone_server, story_db, story_root, tmp_path):
 
     started: dict[str, AgentProcess] = {}
 
-    def start(username: str) -> str:
+    def start(username: str, slow: bool = False) -> str:
+        # slow: the agent pauses 1.5 s per MiB it processes (tests/agent/slow_agent.py), so a
+        # run lasts long enough for the page to show it in progress.
         ids = keystone_server.accounts[username]
         hostname = f"{username}-story-host"
         client_id = register_client(
@@ -512,7 +526,13 @@ def story_agents(keystone_server, story_db, story_root, tmp_path):
             hostname=hostname,
         )
         started[username] = AgentProcess(
-            story_db, tmp_path / f"agent-{username}", ids, client_id, hostname, story_root
+            story_db,
+            tmp_path / f"agent-{username}",
+            ids,
+            client_id,
+            hostname,
+            story_root,
+            module="tests.agent.slow_agent" if slow else "freezer_ui.agent",
         )
         return client_id
 

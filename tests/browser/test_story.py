@@ -17,6 +17,7 @@ import stat
 import time
 from pathlib import Path
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
@@ -142,7 +143,7 @@ def test_the_whole_story(horizon, story_agents, story_root, freezer_api, tmp_pat
     repo = story_root / "repo"
     target = story_root / "restored"
     logs = agent_logs(story_agents)
-    demo_client = story_agents("demo")
+    demo_client = story_agents("demo", slow=True)
     other_client = story_agents("other")
 
     # Another project's backup, seeded through the API and run by its own agent: the member
@@ -208,8 +209,26 @@ def test_the_whole_story(horizon, story_agents, story_root, freezer_api, tmp_pat
         on_timeout=logs,
     )
     row = wait_for_job_row(horizon, "story nightly", "Completed")
+    # A changed file is read again (unchanged ones cost one lstat): the next run has 6 MiB to
+    # go through at the slowed agent's pace (~9 s), time for a few of Horizon's row polls.
+    (src / "big.bin").write_bytes(os.urandom(6 * 1024 * 1024))
     row.find_element(By.CSS_SELECTOR, "[id$='__action_start']").click()
     horizon.visible(".alert-success")
+
+    # Live progress: Horizon's ajax row update fills the Progress cell while the run goes on,
+    # with no page reload (this wait never refreshes).
+    def progress_shown(driver):
+        try:
+            rows = [r for r in horizon.find_all("#jobs tbody tr") if "story nightly" in r.text]
+            bars = rows[0].find_elements(By.CSS_SELECTOR, ".freezer-progress") if rows else []
+            return rows[0].text if bars else None
+        except StaleElementReferenceException:  # the row was just replaced by an update
+            return None
+
+    shown = horizon.wait(progress_shown, RUN_WAIT, "the Jobs table never showed the progress")
+    # Status and the progress line (bytes or percent, rate, phase) of the run in progress.
+    assert "running" in shown.lower() and "/s" in shown, shown
+    horizon.screenshot("story-01b-jobs-live-progress")
     record = wait_until(
         lambda: next(
             (
