@@ -348,3 +348,24 @@ def test_paths_outside_the_allowed_roots_are_refused(api, make_agent, tmp_path, 
     assert "outside the allowed roots" in run["reason"]
     assert not (repo / "config").exists()
     assert not (tmp_path / "restored").exists()
+
+
+def test_a_rerun_reports_percent_against_the_previous_generation(api, make_agent, tmp_path):
+    # The tar engine streams the tree with no counting pass: the first run knows no total; the
+    # next one takes the previous generation's size as its estimate, so percent and ETA exist.
+    snapshots = []
+    agent = make_agent(progress_hook=snapshots.append)
+    src, repo = make_tree(tmp_path / "src", files=12), tmp_path / "repo"
+    job_id = api.jobs.create(backup_job(src, repo))
+    assert agent.poll() == [job_id]
+    assert snapshots and all(s.bytes_total is None for s in snapshots)
+    first = open_repo(repo).generations()[0].stats
+
+    snapshots.clear()
+    (src / "d0" / "f0.bin").write_bytes(os.urandom(4096))
+    assert api.jobs.start(job_id) == "success"
+    assert agent.poll() == [job_id]
+    assert snapshots and {s.bytes_total for s in snapshots} == {first["bytes_total"]}
+    assert snapshots[-1].fraction == 1.0 and snapshots[-1].eta == 0.0
+    (run, _) = runs_of(api, job_id)
+    assert run["progress"]["percent"] == 100.0
