@@ -165,3 +165,21 @@ def test_labels_are_kept_in_the_generation_header(repo, engine, tmp_path: Path) 
     infos = {g.id: g for g in repo.generations()}
     assert infos[labelled.generation_id].labels == {"project_id": "p1"}
     assert infos[plain.generation_id].labels == {}
+
+
+def test_progress_moves_within_a_large_file(repo, engine, tmp_path: Path) -> None:
+    # A disk image or database dump must not sit at "0 bytes" until it has been read whole:
+    # bytes are counted per chunk, the file once it is complete, and the total is exact.
+    from freezer_ui.progress import Progress
+
+    src = tmp_path / "src"
+    src.mkdir()
+    size = 24 * repo.chunker_params.max
+    (src / "image.raw").write_bytes(os.urandom(size))
+    seen = []
+    engine.backup(
+        repo, str(src), backup_name="b", hostname="h", progress=Progress(seen.append, interval=0)
+    )
+    assert any(0 < s.bytes_done < size and s.files_done <= 1 for s in seen)
+    assert seen[-1].bytes_done == size
+    assert seen[-1].files_done == 2  # the root directory and the file

@@ -173,6 +173,7 @@ class TarBackup:
         cache = FilesCache.load(self.cache_file)
         self.hardlinks: dict[tuple[int, int], dict] = {}
         self._failed: set[int] = set()  # id() of items whose file could not be read
+        self._advanced: dict[int, int] = {}  # id(item) -> bytes already counted per chunk
         params = getattr(self.repo, "chunker_params", None)
         self.small_file = getattr(params, "min", DEFAULT_SMALL_FILE)
         r = self.result
@@ -372,11 +373,16 @@ class TarBackup:
                         data, cid = msg
                         chunks.append(_ref(w.add_chunk(data, cid)))
                         total += len(data)
+                        if self.progress is not None:
+                            # Per chunk, not per file: a large file (a disk image) would
+                            # otherwise show no progress until it ends.
+                            self.progress.advance(bytes=len(data))
                         continue
                     break
                 if msg is None:  # unreadable or vanished: the streamer has warned
                     self._failed.add(id(item))
                     return None
+                self._advanced[id(item)] = total
                 extents, xattrs, end = msg
                 self._finish_read(item, rel, st, chunks, extents, xattrs, end, total, cache)
             else:
@@ -401,7 +407,8 @@ class TarBackup:
             r.regular_files += 1
             r.bytes_total += size
         if self.progress is not None:
-            self.progress.advance(bytes=size, files=1)
+            already = self._advanced.pop(id(item), 0)
+            self.progress.advance(bytes=max(0, size - already), files=1)
         return item
 
     def _slurp(self, abspath: str, rel: str, dev: int):
