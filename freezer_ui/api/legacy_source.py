@@ -18,7 +18,6 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from freezer_ui.api import freezer as api_freezer
 from freezer_ui.api.restore_sources import Generation, RestoreSource, RestoreSourceError
 
 FORMAT = "freezer-legacy"
@@ -30,8 +29,6 @@ class LegacySource(RestoreSource):
     name = "freezer_legacy"
     label = _("Upstream Freezer")
     can_pick_paths = True
-    page_size = 100
-    max_records = 5000
 
     @staticmethod
     def _meta(backup: Any) -> dict[str, Any]:
@@ -60,22 +57,7 @@ class LegacySource(RestoreSource):
 
     def generations(self, request: Any, backup: Any) -> list[Generation]:
         wanted = self._series(backup)
-        search = {
-            "match": [
-                {"backup_name": backup.backup_name},
-                {"hostname": backup.hostname},
-                {"container": backup.container},
-            ]
-        }
-        records, offset = [], 0
-        while offset < self.max_records:
-            page, more = api_freezer.backup_list(
-                request, limit=self.page_size, offset=offset, search=search
-            )
-            records.extend(page)
-            offset += len(page)
-            if not more or not page:
-                break
+        records = self.series_records(request, backup)
         gens: dict[str, Generation] = {}
         for record in records:
             if self._series(record) != wanted or not self.handles(record):

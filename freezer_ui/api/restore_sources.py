@@ -108,6 +108,31 @@ class RestoreSource(ABC):
     #: a source that can pick paths but is not browsable gets a list of typed paths instead.
     browsable: ClassVar[bool] = False
 
+    # How far series_records pages through the project's backup records.
+    page_size = 100
+    max_records = 5000
+
+    def series_records(self, request: Any, backup: Any) -> list[Any]:
+        """The project's backup records with ``backup``'s name, host and container (paged)."""
+        search = {
+            "match": [
+                {"backup_name": backup.backup_name},
+                {"hostname": backup.hostname},
+                {"container": backup.container},
+            ]
+        }
+        records: list[Any] = []
+        offset = 0
+        while offset < self.max_records:
+            page, more = api_freezer.backup_list(
+                request, limit=self.page_size, offset=offset, search=search
+            )
+            records.extend(page)
+            offset += len(page)
+            if not more or not page:
+                break
+        return records
+
     @abstractmethod
     def handles(self, backup: Any) -> bool:
         """Whether this source can restore ``backup`` (a :class:`~freezer_ui.api.resources.
@@ -180,9 +205,6 @@ class FreezerUISource(RestoreSource):
     label = gettext_lazy("freezer-ui repository")
     can_pick_paths = True
     browsable = True
-    # Records read per API call, and a bound on the records one series is read from.
-    page_size = 100
-    max_records = 5000
 
     def handles(self, backup: Any) -> bool:
         meta = backup.to_dict().get("backup_metadata") or {}
@@ -196,22 +218,7 @@ class FreezerUISource(RestoreSource):
 
     def generations(self, request: Any, backup: Any) -> list[Generation]:
         wanted = self._series(backup)
-        search = {
-            "match": [
-                {"backup_name": backup.backup_name},
-                {"hostname": backup.hostname},
-                {"container": backup.container},
-            ]
-        }
-        records, offset = [], 0
-        while offset < self.max_records:
-            page, more = api_freezer.backup_list(
-                request, limit=self.page_size, offset=offset, search=search
-            )
-            records.extend(page)
-            offset += len(page)
-            if not more or not page:
-                break
+        records = self.series_records(request, backup)
         gens = {}
         for record in records:
             # The search is a prefilter; the series is decided on the exact fields here.
