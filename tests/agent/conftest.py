@@ -1,6 +1,7 @@
 """Agent fixtures: a real sqlite *file* (agents in threads and subprocesses share it), real
 FreezerClients on the embedded transport, real tar backups into tmp local repositories."""
 
+import contextlib
 import copy
 import os
 import pathlib
@@ -23,10 +24,21 @@ def agent_db(tmp_path, django_db_blocker, settings):
     Not pytest-django's test database: that one is in memory (one process only) and wrapped
     in a transaction, while agents here run in threads and processes with real commits.
     """
+    with shared_sqlite_store("agent", tmp_path, settings, django_db_blocker) as path:
+        yield path
+
+
+@contextlib.contextmanager
+def shared_sqlite_store(prefix, tmp_path, settings, django_db_blocker):
+    """Point ``FREEZER_UI_DATABASE`` at a new, migrated sqlite file; yield its path.
+
+    Not pytest-django's test database: that one is in memory (one process only) and wrapped in
+    a transaction, while agents run in threads and processes with real commits.
+    """
     from django.core.management import call_command
     from django.db import connections
 
-    alias = f"agent_{uuid.uuid4().hex[:8]}"
+    alias = f"{prefix}_{uuid.uuid4().hex[:8]}"
     path = tmp_path / "freezer_ui.sqlite3"
     config = copy.deepcopy(connections.databases["default"])
     # IMMEDIATE: a deferred transaction that reads, then writes, fails at once with "database
@@ -42,7 +54,9 @@ def agent_db(tmp_path, django_db_blocker, settings):
         try:
             yield path
         finally:
-            connections[alias].close()
+            for conn in connections.all(initialized_only=True):
+                if conn.alias == alias:
+                    conn.close()
             del connections.databases[alias]
 
 

@@ -402,28 +402,10 @@ def story_db(tmp_path, django_db_blocker, settings, transactional_db):
     process.  Same recipe as tests/agent/conftest.py::agent_db: an alias of its own, migrated,
     with IMMEDIATE transactions (agents and web threads write concurrently).
     """
-    import copy
-    import uuid
+    from tests.agent.conftest import shared_sqlite_store
 
-    from django.core.management import call_command
-    from django.db import connections
-
-    alias = f"story_{uuid.uuid4().hex[:8]}"
-    path = tmp_path / "freezer_ui.sqlite3"
-    config = copy.deepcopy(connections.databases["default"])
-    options = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
-    config.update(NAME=str(path), OPTIONS=options, TEST={"NAME": str(path)})
-    connections.databases[alias] = config
-    settings.FREEZER_UI_DATABASE = alias
-    with django_db_blocker.unblock():
-        call_command("migrate", "freezer_ui", database=alias, verbosity=0)
-        try:
-            yield path
-        finally:
-            for conn in connections.all(initialized_only=True):
-                if conn.alias == alias:
-                    conn.close()
-            del connections.databases[alias]
+    with shared_sqlite_store("story", tmp_path, settings, django_db_blocker) as path:
+        yield path
 
 
 class AgentProcess:
