@@ -5,7 +5,9 @@ files registered next to openstack_dashboard's with ``update_dashboards`` (as ma
 ``tests/settings.py`` does), so a wrong enabled file fails here and not only in a deployment.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import openstack_dashboard.enabled
@@ -47,6 +49,9 @@ SECRET_KEY = "freezer-ui-tests-not-secret"
 # The embedded transport's models live in the test database (docs/architecture.md section 2).
 FREEZER_UI_DATABASE = "default"
 FREEZER_UI_STATE_DIR = tempfile.mkdtemp(prefix="freezer-ui-tests-")
+# Removed when this process exits: every test process (and every agent a test starts with these
+# settings) makes its own, and hundreds of them piled up in /tmp before.
+atexit.register(shutil.rmtree, FREEZER_UI_STATE_DIR, ignore_errors=True)
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
