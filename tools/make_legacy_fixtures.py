@@ -246,6 +246,39 @@ def m_rs_renames_deletes(root: Path) -> None:
     (root / "bin" / "run.sh").chmod(0o700)
 
 
+def rs1_tree(root: Path) -> None:
+    """rs_tree for the rsync v1 engine: no symlink to a directory (v1 never stores one: os.walk
+    lists it among the directories, and v1 processes only each walked root and its files), a
+    symlink to a file instead, which the increments retarget."""
+    rs_tree(root)
+    (root / "link-to-dir").unlink()
+    os.symlink("docs/a.txt", root / "link-to-a")
+
+
+def m_rs1_renames_deletes(root: Path) -> None:
+    """m_rs_renames_deletes for v1: the same changes, with a file symlink retargeted."""
+    (root / "docs" / "a.txt").rename(root / "docs" / "a-renamed.txt")
+    (root / "docs").rename(root / "documents")
+    (root / "link-to-a").unlink()
+    os.symlink("documents/a-renamed.txt", root / "link-to-a")
+    (root / "link-to-readme").unlink()
+    write(root / "link-to-readme", text("now a file", 2))
+    shutil.rmtree(root / "secret")
+    write(root / "secret", text("secret is a file now", 1), 0o640)
+    (root / "data" / "zero.bin").unlink()
+    (root / "data" / "zero.bin").mkdir()
+    write(root / "data" / "zero.bin" / "inner.txt", text("inner", 3))
+    (root / "bin" / "run.sh").chmod(0o700)
+
+
+def small_tree(root: Path) -> None:
+    """A few small text files: compressed in one piece, which encrypted rsync v1 needs."""
+    write(root / "readme.txt", text("readme", 20))
+    write(root / "docs" / "a.txt", text("a", 30))
+    write(root / "secret" / "key.pem", text("key", 5), 0o600)
+    os.symlink("readme.txt", root / "link-to-readme")
+
+
 def m_single_file_change(root: Path) -> None:
     write(root, text("single file v2", 100))
 
@@ -319,9 +352,16 @@ def newest_ts(container: Path) -> int:
     return max(tss, default=0)
 
 
+RSYNC_V1_SCENARIOS = (
+    "rsync-gzip-inc",
+    "rsync-bzip2-inc",
+    "rsync-gzip-enc",
+    "rsync-gzip-enc-pieces",
+)
 PATCHES = REPO / "tools" / "legacy_patches"
 RSYNC_PATCH = PATCHES / "freezer-19.0.0-rsyncv2-py3.patch"
 CRYPT_PATCH = PATCHES / "freezer-19.0.0-crypt-py3.patch"
+RSYNC_V1_PATCH = PATCHES / "freezer-19.0.0-rsync-v1-py3.patch"
 
 
 def ensure_venv(work: Path, name: str = "venv", patches: tuple[Path, ...] = ()) -> None:
@@ -384,6 +424,7 @@ def run_scenario(
     notes: str = "",
     passphrase: bool = False,
     engine: str = "tar",
+    restore_error: str | None = None,
 ) -> None:
     container = out / scenario
     shutil.rmtree(container, ignore_errors=True)
@@ -425,6 +466,8 @@ def run_scenario(
         "notes": notes,
         "generations": gens,
     }
+    if restore_error:  # no restore can succeed: the tests expect this error (helpers.py)
+        doc["restore_error"] = restore_error
     (out / f"{scenario}.expected.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
@@ -504,6 +547,60 @@ def main() -> None:
             penv = dict(env, PATH=f"{work / 'venv-rsyncv2-patched' / 'bin'}:{os.environ['PATH']}")
             patched = Agent(work, penv, "venv-rsyncv2-patched")
 
+        # rsync v1 cannot write even level 0 on Python 3 unpatched (docs/legacy.md): its own
+        # venv with the v1 patch and the crypt one (only encrypted runs touch the latter).
+        v1 = None
+        if any(want(s) for s in RSYNC_V1_SCENARIOS):
+            ensure_venv(work, "venv-rsync-v1-patched", (RSYNC_V1_PATCH, CRYPT_PATCH))
+            v1env = dict(env, PATH=f"{work / 'venv-rsync-v1-patched' / 'bin'}:{os.environ['PATH']}")
+            v1 = Agent(work, v1env, "venv-rsync-v1-patched")
+        v1_note = f"agent patched with tools/legacy_patches/{RSYNC_V1_PATCH.name} (docs/legacy.md)"
+        for comp in ("gzip", "bzip2"):
+            sc = f"rsync-{comp}-inc"
+            if want(sc):
+                fl = [*inc, "--max-level", "3", "--compression", comp]
+                run_scenario(
+                    v1, out, sc, "rs", src / f"rs1-{comp}",
+                    [
+                        (None, fl),
+                        (m_rs_blocks, fl),
+                        (m_rs_truncate, fl),
+                        (m_rs1_renames_deletes, fl),
+                        (m_small_change("chain2-l0"), fl),  # max level reached: a second chain
+                        (m_small_change("chain2-l1"), fl),
+                    ],
+                    make=rs1_tree,
+                    engine="rsync",
+                    notes=f"rsync v1 levels 0-3 then a second chain; {v1_note}",
+                )  # fmt: skip
+        if want("rsync-gzip-enc"):
+            shutil.copy(pass_file, out / "rsync-gzip-enc.pass")
+            fl = [*inc, "--max-level", "3", "--compression", "gzip"]
+            fl += ["--encrypt-pass-file", str(pass_file)]
+            run_scenario(
+                v1, out, "rsync-gzip-enc", "rs", src / "rs1enc",
+                [(None, fl), (m_small_change("l1"), fl), (m_remove_file("docs/a.txt"), fl)],
+                make=small_tree,
+                engine="rsync",
+                passphrase=True,
+                notes="encrypted rsync v1, every level compressed in one piece (small); "
+                f"{v1_note} and {CRYPT_PATCH.name}",
+            )  # fmt: skip
+        if want("rsync-gzip-enc-pieces"):
+            # Real-size data: zlib emits several blocks, each encrypted with a restarted cipher.
+            shutil.copy(pass_file, out / "rsync-gzip-enc-pieces.pass")
+            fl = [*inc, "--max-level", "3", "--compression", "gzip"]
+            fl += ["--encrypt-pass-file", str(pass_file)]
+            run_scenario(
+                v1, out, "rsync-gzip-enc-pieces", "rs", src / "rs1pieces",
+                [(None, fl)],
+                make=rs1_tree,
+                engine="rsync",
+                passphrase=True,
+                notes="encrypted rsync v1 whose level 0 came out of zlib in several pieces: "
+                "cannot be decrypted (docs/legacy.md)",
+                restore_error="CorruptArchive",
+            )  # fmt: skip
         if want("tar-gzip-maxlevel"):
             ml = [*inc, "--max-level", "3", "--compression", "gzip"]
             run_scenario(

@@ -14,8 +14,11 @@ from typing import Any
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def scenarios() -> list[str]:
-    return sorted(p.name.removesuffix(".expected.json") for p in FIXTURES.glob("*.expected.json"))
+def scenarios(*, failing: bool = False) -> list[str]:
+    """Fixture names; with ``failing`` those no restore can succeed on instead (their document
+    says which error, ``restore_error``: e.g. encrypted rsync v1 in several pieces)."""
+    names = sorted(p.name.removesuffix(".expected.json") for p in FIXTURES.glob("*.expected.json"))
+    return [n for n in names if bool(expected(n).get("restore_error")) == failing]
 
 
 def expected(scenario: str) -> dict[str, Any]:

@@ -22,7 +22,14 @@ def _repo(path: Path, passphrase: str | None = None) -> Repository:
 
 
 @pytest.mark.parametrize(
-    "scenario", ["tar-gzip-maxlevel", "tar-xz-enc-md5", "rsyncv2-gzip-inc", "tar-gzip-always"]
+    "scenario",
+    [
+        "tar-gzip-maxlevel",
+        "tar-xz-enc-md5",
+        "rsyncv2-gzip-inc",
+        "tar-gzip-always",
+        "rsync-gzip-inc",
+    ],
 )
 def test_every_level_becomes_a_full_generation(scenario: str, tmp_path: Path) -> None:
     doc = expected(scenario)

@@ -19,7 +19,7 @@ from .helpers import (
     write_container,
 )
 
-ENCRYPTED = ["tar-gzip-enc-sha256", "tar-xz-enc-md5", "rsyncv2-gzip-enc"]
+ENCRYPTED = ["tar-gzip-enc-sha256", "tar-xz-enc-md5", "rsyncv2-gzip-enc", "rsync-gzip-enc"]
 
 
 @pytest.mark.parametrize("scenario", ENCRYPTED)
@@ -80,6 +80,8 @@ DAMAGEABLE = [
     "rsyncv2-bzip2-l0",
     "rsyncv2-gzip-inc",
     "rsyncv2-bzip2-inc",
+    "rsync-gzip-inc",
+    "rsync-bzip2-inc",
 ]
 
 

@@ -40,6 +40,9 @@ def test_fixtures_exist() -> None:
         "rsyncv2-gzip-inc",
         "rsyncv2-bzip2-inc",
         "rsyncv2-gzip-enc",
+        "rsync-gzip-inc",
+        "rsync-bzip2-inc",
+        "rsync-gzip-enc",
     ):
         assert name in SCENARIOS
     for f in FIXTURES.rglob("*"):
@@ -227,15 +230,16 @@ def test_upstream_restore_cross_check_is_recorded() -> None:
     Where upstream's result differs from the source tree, it is for the two upstream faults we
     know of (docs/legacy.md): --always-level picking a stale generation, and ``tar --overwrite``
     writing a changed file through a hard link it no longer shares; and upstream cannot restore
-    rsyncv2 at all on Python 3. Anything else would mean our expected trees are suspect.
+    rsyncv2 or rsync v1 at all on Python 3. Anything else would mean our expected trees are suspect.
     """
     for scenario in SCENARIOS:
         for g in expected(scenario)["generations"]:
             verdict = g["upstream_restore"]
             if verdict == "same":
                 continue
-            if scenario.startswith("rsyncv2"):
-                # 19.0.0 cannot restore rsyncv2 on Python 3 (Python 2 idioms in its restore).
+            if scenario.startswith("rsync"):
+                # 19.0.0 cannot restore rsyncv2 or rsync v1 on Python 3 (Python 2 idioms in
+                # its restores; the fixtures' patches touch only what the backup reads).
                 assert verdict.startswith("failed"), (scenario, verdict)
                 continue
             assert verdict.startswith("differs"), (scenario, verdict)
@@ -247,20 +251,30 @@ def test_upstream_restore_cross_check_is_recorded() -> None:
             )
 
 
-def test_rsyncv2_listing_and_unsupported_v1(tmp_path: Path) -> None:
+def test_rsync_v1_and_v2_share_the_engine_directory(tmp_path: Path) -> None:
+    """Both write ``data/rsync/`` and ``engine_name: "rsync"``; only rsyncv2's metadata has
+    ``rsync_block_size``, which is how each generation is read with the right reader."""
     (b,) = legacy.discover(FIXTURES / "rsyncv2-gzip-l0")
     assert (b.engine, b.key) == ("rsync", "legacyhost_rs")
     (g,) = b.generations
     assert g.metadata["rsync_block_size"] == 4096 and g.compression == "gzip"
+    assert g.to_dict()["format"] == "rsyncv2"
+    (v1,) = legacy.discover(FIXTURES / "rsync-gzip-inc")
+    assert (v1.engine, v1.key) == ("rsync", "legacyhost_rs")
+    assert {x.metadata["engine_name"] for x in v1.generations} == {"rsync"}
+    assert {x.to_dict()["format"] for x in v1.generations} == {"rsync v1"}
     import shutil
 
+    # rsyncv2 data under v1 metadata (the block size removed): read as v1, refused as corrupt.
     c = tmp_path / "c"
     shutil.copytree(FIXTURES / "rsyncv2-gzip-l0", c)
     for meta in c.rglob("metadata/*/*/*/*/metadata"):
         meta.write_text('{"engine_name": "rsync", "compression": "gzip", "encryption": false}')
-    with pytest.raises(legacy.UnsupportedBackup, match="rsync v1"):
+    with pytest.raises(legacy.CorruptArchive, match="not an rsync v1 stream") as ei:
         legacy.restore(c, "legacyhost_rs", tmp_path / "o")
+    assert "/data" in str(ei.value)
     assert not (tmp_path / "o").exists()
+    assert leftovers(tmp_path) == []
 
 
 def test_directory_rename_is_replayed_from_the_dumpdir(tmp_path: Path) -> None:

@@ -45,9 +45,18 @@ class Generation:
     def time(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp, UTC)
 
+    @property
+    def format(self) -> str:
+        """The engine that wrote it. rsync v1 and rsyncv2 share the ``rsync`` directory and
+        both record ``engine_name: "rsync"``; only rsyncv2 records ``rsync_block_size``."""
+        if self.engine != "rsync":
+            return self.engine
+        return "rsyncv2" if "rsync_block_size" in self.metadata else "rsync v1"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "engine": self.engine,
+            "format": self.format,
             "backup": self.key,
             "hostname": self.hostname,
             "backup_name": self.backup_name,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from . import rsync
+from . import rsync, rsync_v1
 from .discovery import At, Generation, LegacyBackup, discover, find_backup
 from .errors import (
     CorruptArchive,
@@ -63,12 +63,14 @@ def _check_supported(gens: list[Generation]) -> None:
     for g in gens:
         engine = g.metadata.get("engine_name", g.engine)
         if g.engine == "rsync" and engine == "rsync":
-            rsync.check_supported(g)
+            if rsync_v1.is_v1(g):
+                rsync_v1.check_supported(g)
+            else:
+                rsync.check_supported(g)
             continue
         if g.engine != "tar" or engine != "tar":
             raise UnsupportedBackup(
-                f"{g.data_path}: engine {engine!r} is not supported yet (tar and rsyncv2 "
-                "level 0 are)"
+                f"{g.data_path}: engine {engine!r} is not supported (tar, rsync and rsyncv2 are)"
             )
         if (g.compression or "none") not in COMPRESSIONS:
             raise UnsupportedBackup(f"{g.data_path}: unknown compression {g.compression!r}")
@@ -221,12 +223,16 @@ def restore(
             digests[g.data_path] = None
             continue
         if g.engine == "rsync":
-            # rsyncv2 keys with the passphrase file's first line *including* its newline.
+            # rsync engines key with the passphrase file's first line *including* its newline.
             lines = [key_pass + b"\n", key_pass]
             if passphrase is None and passphrase_file is not None:
                 with open(passphrase_file, "rb") as f:
                     lines.insert(0, f.readline())
-            rsync_keys[g.data_path] = rsync.probe_passphrase(g, list(dict.fromkeys(lines)))
+            keys = list(dict.fromkeys(lines))
+            if rsync_v1.is_v1(g):
+                rsync_keys[g.data_path] = rsync_v1.probe_passphrase(g, keys)
+            else:
+                rsync_keys[g.data_path] = rsync.probe_passphrase(g, keys)
             digests[g.data_path] = None
             continue
         digests[g.data_path] = probe_digest(g, key_pass)
@@ -244,6 +250,7 @@ def restore(
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.legacy-restore-", dir=parent))
     os.chmod(work, 0o777 & ~_umask())  # the root's mode when the archive has no "./" member
     writer = TreeWriter(str(work), warn, owners=owners, selection=per_level[0])
+    v1_state = rsync_v1.ChainState()
     if progress:
         progress.start(total_bytes=sum(g.size for g in gens), total_files=0)
     counter = (lambda n: progress.advance(bytes=n)) if progress else None
@@ -252,7 +259,10 @@ def restore(
             writer.source = str(g.data_path)
             writer.selection = per_level[k]
             if g.engine == "rsync":
-                rsync.apply(g, writer, counter, rsync_keys.get(g.data_path))
+                if rsync_v1.is_v1(g):
+                    rsync_v1.apply(g, writer, v1_state, counter, rsync_keys.get(g.data_path))
+                else:
+                    rsync.apply(g, writer, counter, rsync_keys.get(g.data_path))
                 continue
             chunks = plain_stream(
                 g.data_path,

@@ -21,7 +21,8 @@ IV, for every segment it uploads (every ``max_segment_size`` bytes of input, 32 
 and keeps no boundaries, so only a level written as one segment can be decrypted — which is
 also all upstream's own restore can do; a longer one fails as corrupt, with that reason.
 
-Not supported (refused before anything is written): the older rsync v1 format.
+The older rsync v1 format (same engine directory and ``engine_name``, no ``rsync_block_size``
+in the metadata) is read by rsync_v1.py.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ RSYNC_COMPRESSION = {"gzip": "zlib", "bzip2": "bzip2"}
 def check_supported(g: Generation) -> None:
     meta = g.metadata
     if "rsync_block_size" not in meta:
-        raise UnsupportedBackup(f"{g.data_path}: rsync v1 backups are not supported yet")
+        raise UnsupportedBackup(f"{g.data_path}: an rsync v1 backup (see rsync_v1.py)")
     bs = meta.get("rsync_block_size")
     if not isinstance(bs, int) or isinstance(bs, bool) or not 0 < bs <= 1 << 30:
         raise UnsupportedBackup(f"{g.data_path}: bad rsync_block_size {bs!r}")
@@ -97,7 +98,7 @@ def _plain(
 PROBE_BYTES = 4096
 
 
-def _looks_right(head: bytes, compression: str) -> bool | None:
+def looks_right(head: bytes, compression: str) -> bool | None:
     """Whether decrypted bytes start like this level's compressed msgpack header list; None
     when they start right but end before anything can be decompressed (cut short)."""
     if compression == "bzip2":
@@ -114,27 +115,37 @@ def _looks_right(head: bytes, compression: str) -> bool | None:
     return 0x90 <= out[0] <= 0x9F or out[0] in (0xDC, 0xDD)
 
 
-def probe_passphrase(g: Generation, candidates: list[bytes]) -> bytes:
+def probe_passphrase(
+    g: Generation,
+    candidates: list[bytes],
+    check: Callable[[bytes, str], bool | None] = looks_right,
+    plain: Callable[[bytes, bytes, str], bytes] | None = None,
+) -> bytes:
     """The candidate that decrypts ``g``, judged on the start of the data only (the level may
     hold several separately encrypted segments; the first is what can be checked).
 
     Candidates: the first line with and without its newline (the agent keeps it; a passphrase
-    from a secret store usually has none). A wrong key fails the compressor's header check."""
+    from a secret store usually has none). A wrong key fails the compressor's header check.
+    ``check`` judges the decrypted start, ``plain(head, key, source)`` decrypts it (default:
+    one stream; rsync v1 restarts the cipher after zlib's header)."""
     with open(g.data_path, "rb") as f:
         head = f.read(16 + PROBE_BYTES)
     if len(head) < 17:
         raise TruncatedArchive(str(g.data_path), "encrypted data ends inside its first bytes")
     short = False
     for key in candidates:
-        plain = b"".join(decrypt([head], key, "md5", str(g.data_path)))
-        verdict = _looks_right(plain, g.compression or "")
+        if plain is None:
+            start = b"".join(decrypt([head], key, "md5", str(g.data_path)))
+        else:
+            start = plain(head, key, str(g.data_path))
+        verdict = check(start, g.compression or "")
         if verdict:
             return key
         short = short or (verdict is None and len(head) < 16 + PROBE_BYTES)
     if short:
         raise TruncatedArchive(str(g.data_path), "encrypted data ends inside its first bytes")
     raise WrongPassphrase(
-        str(g.data_path), "wrong passphrase (decrypted data is not a valid rsyncv2 stream)"
+        str(g.data_path), "wrong passphrase (decrypted data is not a valid rsync stream)"
     )
 
 
