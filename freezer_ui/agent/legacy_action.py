@@ -12,7 +12,11 @@ here::
      "restore_from_date": "2024-05-01T12:00:00",   # UTC; absent = latest
      "legacy_timestamp": 1714564800,          # optional: the generation the user picked
      "paths": ["etc/nginx"],                  # optional: sub-paths
-     "passphrase_ref": "..."}                 # optional: the openssl passphrase (encrypted)
+     "passphrase_ref": "..."}                 # the key of an encrypted backup (Keys panel)
+
+An encrypted backup is decrypted with exactly the key ``passphrase_ref`` names — never the
+agent's shared passphrase or another fallback: no key named → refused, a key that does not
+resolve → refused by the agent core, a wrong key → refused; each before anything is written.
 
 ``import_`` — ``{"action": "admin", "legacy_import": true, "container", "backup_name",
 "hostname", "engine_name"?, "repository": <our repository URL or local path>,
@@ -119,6 +123,10 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
         f"restore upstream Freezer backup {backup.engine}/{backup.key} from {container} "
         f"as of {at or 'latest'} into {target}" + (f" (paths: {', '.join(paths)})" if paths else "")
     )
+    # ctx.passphrase may come from the agent's shared passphrase when the action names no key:
+    # an upstream backup was encrypted with its own passphrase, so only the named key counts.
+    ref = a.get("passphrase_ref")
+    passphrase = ctx.passphrase if ref else None
     began = time.monotonic()
     try:
         res = legacy.restore(
@@ -126,11 +134,18 @@ def restore(ctx: ActionContext) -> dict[str, Any]:
             backup,
             target,
             at=at,
-            passphrase=ctx.passphrase,  # the openssl passphrase, resolved from passphrase_ref
+            passphrase=passphrase,
             progress=_RunProgress(ctx.control),
             warn=lambda m: ctx.log(f"warning: {m}"),
             paths=paths,
         )
+    except legacy.PassphraseRequired:
+        raise _refused(
+            f"upstream Freezer backup {backup.engine}/{backup.key} is encrypted: the restore "
+            "action must name its key (passphrase_ref, a passphrase key of the Keys panel)"
+        ) from None
+    except legacy.WrongPassphrase as e:
+        raise _refused(f"key {ref!r} does not decrypt this backup: {e}") from None
     except _REFUSALS as e:
         raise _refused(str(e)) from None
     except ValueError as e:  # a bad date or path in the action

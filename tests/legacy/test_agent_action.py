@@ -91,16 +91,25 @@ def test_encrypted_with_the_resolved_passphrase(api, make_agent, tmp_path):  # n
     root, doc = _world(tmp_path, "tar-xz-enc-md5")
     agent = make_agent(allowed_roots=(str(root),))
     pw = (FIXTURES / "tar-xz-enc-md5.pass").read_text()
-    action = _action(root / "containers" / "tar-xz-enc-md5", doc, root / "o")
+    action = _action(
+        root / "containers" / "tar-xz-enc-md5", doc, root / "o", passphrase_ref="legacy-key"
+    )
     legacy_action.restore(_ctx(api, agent, action, passphrase=pw))
     assert snapshot(root / "o") == doc["generations"][-1]["tree"]
-    with pytest.raises(Refused, match="passphrase"):
-        legacy_action.restore(_ctx(api, agent, {**action, "restore_abs_path": str(root / "n")}))
+    with pytest.raises(Refused, match="must name its key"):
+        unnamed = {k: v for k, v in action.items() if k != "passphrase_ref"}
+        legacy_action.restore(_ctx(api, agent, {**unnamed, "restore_abs_path": str(root / "n")}))
+    # A passphrase the agent resolved without the action naming a key (its shared one) is
+    # not used, even when it is the right one: only the named key decrypts.
+    with pytest.raises(Refused, match="must name its key"):
+        legacy_action.restore(
+            _ctx(api, agent, {**unnamed, "restore_abs_path": str(root / "s")}, passphrase=pw)
+        )
     with pytest.raises(Refused, match="wrong passphrase"):
         legacy_action.restore(
             _ctx(api, agent, {**action, "restore_abs_path": str(root / "w")}, passphrase="nope")
         )
-    assert not (root / "n").exists() and not (root / "w").exists()
+    assert not any((root / n).exists() for n in ("n", "s", "w"))
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from freezer_ui import conf
 from freezer_ui.api import exceptions as api_exceptions
 from freezer_ui.api import freezer as api_freezer
 from freezer_ui.api import restore_sources
+from freezer_ui.api import secrets as api_secrets
 from freezer_ui.dashboards import forms as dashboard_forms
 from freezer_ui.dashboards import utils
 
@@ -295,6 +296,24 @@ class SelectPaths(workflows.Step):
         return context
 
 
+def is_encrypted(gen):
+    """Whether restoring ``gen`` needs a key the action must name: a source marks such
+    generations (an upstream Freezer backup's record says ``encrypted``). Our own encrypted
+    repositories need nothing here: their records already name their key."""
+    return bool(getattr(gen, "extra", None) and gen.extra.get("encrypted"))
+
+
+def key_choices(request):
+    """``(name, label)`` of the project's passphrase keys (the Keys panel), after a prompt."""
+    choices = [("", _("Select the key this backup was encrypted with"))]
+    try:
+        keys = api_secrets.secret_list(request, kind="passphrase")
+    except Exception:
+        exceptions.handle(request, _("Unable to retrieve the project's keys."))
+        return choices
+    return choices + [(k.name, k.name) for k in keys]
+
+
 # ----------------------------------------------------------------------------- step 3
 class SelectTargetAction(workflows.Action):
     client_id = forms.ThemableChoiceField(
@@ -311,10 +330,35 @@ class SelectTargetAction(workflows.Action):
         initial="never",
         widget=forms.ThemableSelectWidget(),
     )
+    # Only for series with encrypted generations (removed otherwise, see __init__).
+    passphrase_ref = forms.ChoiceField(
+        label=_("Encryption key"),
+        required=False,
+        help_text=_(
+            "A passphrase key of this project (Keys panel) holding the passphrase the backup "
+            "was made with (the upstream agent's --encrypt-pass-file). The job names the key; "
+            "the passphrase itself never appears in the job."
+        ),
+    )
 
     class Meta:
         name = _("Where")
         slug = "target"
+
+    def __init__(self, request, context, *args, **kwargs):
+        self.restore_context = context
+        super().__init__(request, context, *args, **kwargs)
+        if any(is_encrypted(g) for g in context.get("generations") or []):
+            self.fields["passphrase_ref"].choices = key_choices(request)
+        else:
+            del self.fields["passphrase_ref"]
+
+    def _needs_key(self):
+        # The generation picked in step 1 when it is known, else any generation of the series.
+        gen = self.restore_context.get("generation")
+        if gen is not None:
+            return is_encrypted(gen)
+        return any(is_encrypted(g) for g in self.restore_context.get("generations") or [])
 
     def populate_client_id_choices(self, request, context):
         try:
@@ -358,6 +402,15 @@ class SelectTargetAction(workflows.Action):
                 )
                 % {"path": target},
             )
+        if "passphrase_ref" in self.fields and not data.get("passphrase_ref"):
+            if self._needs_key():
+                self.add_error(
+                    "passphrase_ref",
+                    _(
+                        "This backup is encrypted: pick the key holding its passphrase "
+                        "(add it in the Keys panel first if it is not listed)."
+                    ),
+                )
         return data
 
     def handle(self, request, context):
@@ -366,6 +419,7 @@ class SelectTargetAction(workflows.Action):
             "client_id": data["client_id"],
             "target": data["target"],
             "overwrite": data["overwrite"],
+            "passphrase_ref": data.get("passphrase_ref") or "",
         }
 
 
@@ -391,7 +445,8 @@ def target_in_use(path):
 
 class SelectTarget(workflows.Step):
     action_class = SelectTargetAction
-    contributes = ("client_id", "target", "overwrite")
+    depends_on = ("generations",)
+    contributes = ("client_id", "target", "overwrite", "passphrase_ref")
 
 
 # ----------------------------------------------------------------------------- step 4
@@ -445,6 +500,13 @@ class RestoreWizard(workflows.Workflow):
             context["target"],
             context["overwrite"],
         )
+        if is_encrypted(gen):
+            if not context.get("passphrase_ref"):
+                raise restore_sources.RestoreSourceError(
+                    "passphrase_ref", str(_("This backup is encrypted: pick its key."))
+                )
+            # The agent restores with exactly this key (legacy_action): never a fallback.
+            action["passphrase_ref"] = context["passphrase_ref"]
         when = gen.time.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M")
         return {
             "description": f"Restore {backup.backup_name} ({when} UTC) to {context['target']}",
