@@ -90,6 +90,12 @@ def run_backup(args: argparse.Namespace) -> int:
         raise CliError(f"source {args.source} is not a directory")
     engine = _engine(args.engine, args)
     repo = open_repo(args)
+    if not args.no_cache:
+        # The chunk index is cached next to the files cache: an incremental backup then
+        # opens it in milliseconds instead of parsing every index object of the repository.
+        from freezer_ui.engines.filescache import default_cache_root
+
+        repo.use_index_cache(args.cache_dir or default_cache_root())
     progress = make_progress(args, "backup")
     stop = threading.Event()
     if progress is not None:
@@ -109,7 +115,8 @@ def run_backup(args: argparse.Namespace) -> int:
         )
     finally:
         stop.set()
-    for w in res.warnings:
+    repo.save_index_cache()
+    for w in [*repo.index_cache_warnings, *res.warnings]:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
         d = res.to_dict()

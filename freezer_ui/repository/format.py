@@ -325,6 +325,36 @@ def iter_index(
     yield from records
 
 
+def index_pack_ids(envelope: Envelope, index_id: bytes, data: bytes, where: str) -> list[bytes]:
+    """The pack ids an index object lists, without decoding their entries (skipped in C):
+    enough to tell which packs an index object covers."""
+    _object_header(data, INDEX_MAGIC, INDEX_VERSION, where)
+    plain = envelope.open(BLOB_INDEX, index_id, data[OBJECT_HEADER_LEN:], where=where)
+    u = msgpack.Unpacker(io.BytesIO(plain), raw=False, max_buffer_size=max(len(plain), 1 << 20))
+    try:
+        out: list[bytes] | None = None
+        for _ in range(u.read_map_header()):
+            if u.unpack() != "packs":
+                u.skip()
+                continue
+            out = []
+            for _ in range(u.read_array_header()):
+                if u.read_array_header() != 2:
+                    raise CorruptData("malformed index pack record", key=where)
+                pid = u.unpack()
+                if not isinstance(pid, bytes) or len(pid) != ID_LEN:
+                    raise CorruptData("malformed index pack record", key=where)
+                u.skip()
+                out.append(pid)
+        if out is None or u.tell() != len(plain):
+            raise CorruptData("malformed index", key=where)
+        return out
+    except CorruptData:
+        raise
+    except Exception as exc:  # msgpack raises ValueError, OutOfData, StackError, ...
+        raise CorruptData(f"undecodable msgpack: {type(exc).__name__}", key=where) from None
+
+
 # --- manifests ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ManifestDoc:
@@ -385,6 +415,21 @@ def item_chunk_refs(item: Any) -> list[tuple[bytes, int]]:
     raw = item.get("chunks")
     if raw is None:
         return []
+    if type(raw) is list:
+        # Called once per item of every commit: the engines' own form (a list of
+        # ``[32-byte id, int]`` lists) is checked with plain type tests; anything else takes
+        # the general path below, which accepts more forms and names the bad reference.
+        out = []
+        append = out.append
+        for ref in raw:
+            if type(ref) is not list or len(ref) != 2:
+                break
+            cid, size = ref
+            if type(cid) is not bytes or len(cid) != ID_LEN or type(size) is not int:
+                break
+            append((cid, size))
+        else:
+            return out
     if not isinstance(raw, list | tuple):
         raise ValueError("item 'chunks' is not a list")
     out = []

@@ -7,6 +7,7 @@ in-memory chunk index.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import blake3
@@ -59,6 +61,7 @@ from freezer_ui.repository.format import (
     PACKS_PREFIX,
     PackEntry,
     check_pack_header,
+    index_pack_ids,
     iter_index,
     manifest_key,
     pack_key,
@@ -69,6 +72,14 @@ from freezer_ui.repository.format import (
     parse_trailer,
     valid_generation_id,
 )
+from freezer_ui.repository.index_cache import (
+    IndexCacheError,
+    MappedIndex,
+    build_regions,
+    merge_regions,
+    pack_location,
+    write_cache,
+)
 from freezer_ui.repository.locks import Lock
 from freezer_ui.storage import ObjectExists, ObjectNotFound, Storage, StorageError
 
@@ -76,7 +87,10 @@ if TYPE_CHECKING:
     from freezer_ui.repository.maintenance import PruneStats, RetentionPolicy, VerifyReport
     from freezer_ui.repository.writer import Writer
 
+_log = logging.getLogger(__name__)
+
 CONFIG_MAGIC = b"FZUICONF"
+INDEX_CACHE_NAME = "chunk-index.v1"
 DEFAULT_PACK_SIZE = 32 << 20
 DEFAULT_KEY_NAME = "default"
 
@@ -234,16 +248,119 @@ class _PackEntries(Mapping[bytes, list[PackEntry]]):
         return len(self._d)
 
 
+class _CachedLocations(Mapping[bytes, tuple[bytes, int, int, int]]):
+    """``_Locations`` over a memory-mapped index cache: the cached chunks are searched in
+    the file, chunks added since (new index objects, this session's packs) live in a small
+    in-memory overlay.  First location wins, as in ``_Locations``: the cache holds the older
+    index objects, so it is asked first."""
+
+    def __init__(self, base: MappedIndex) -> None:
+        self.base = base
+        self.overlay = _Locations()
+        self._overlay_d = self.overlay._d
+        self._ids = base._ids
+        self._fan = base._fan
+
+    def add_entries(self, pack_id: bytes, entries: Iterable[PackEntry]) -> None:
+        find = self.base.find
+        self.overlay.add_entries(pack_id, [e for e in entries if find(e[0]) < 0])
+
+    def __getitem__(self, chunk_id: bytes) -> tuple[bytes, int, int, int]:
+        i = self.base.find(chunk_id)
+        return self.base.location(i) if i >= 0 else self.overlay[chunk_id]
+
+    def get(self, chunk_id: bytes, default: Any = None) -> Any:
+        i = self.base.find(chunk_id)
+        return self.base.location(i) if i >= 0 else self.overlay.get(chunk_id, default)
+
+    def __contains__(self, chunk_id: object) -> bool:
+        # The hot call of a backup (``Writer.known``, twice per chunk): MappedIndex.find
+        # inlined, a frame less per call.
+        if chunk_id in self._overlay_d:
+            return True
+        if type(chunk_id) is not bytes or len(chunk_id) != ID_LEN:
+            return False
+        fan = self._fan
+        b = (chunk_id[0] << 8) | chunk_id[1]
+        end = ID_LEN * fan[b + 1]
+        ids = self._ids
+        pos = ids.find(chunk_id, ID_LEN * fan[b], end)
+        while pos >= 0 and pos % ID_LEN:  # a match must start on a record boundary
+            pos = ids.find(chunk_id, pos + 1, end)
+        return pos >= 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.base.iter_ids()
+        yield from self.overlay
+
+    def __len__(self) -> int:
+        return self.base.n + len(self.overlay)
+
+
+class _CachedPackEntries(Mapping[bytes, list[PackEntry]]):
+    """``_PackEntries`` over a memory-mapped index cache.  Membership is a set lookup; the
+    entries of a cached pack are regrouped from the file on first access (one pass: only
+    maintenance asks for them, backups do not)."""
+
+    def __init__(self, base: MappedIndex) -> None:
+        self.base = base
+        self.overlay = _PackEntries()
+        self._grouped: dict[bytes, list[PackEntry]] | None = None
+
+    def extend(self, pack_id: bytes, entries: list[PackEntry]) -> None:
+        self.overlay.extend(pack_id, entries)
+
+    def _group(self) -> dict[bytes, list[PackEntry]]:
+        if self._grouped is None:
+            grouped: dict[bytes, list[PackEntry]] = {}
+            pack_ids = self.base.pack_ids
+            for cid, no, offset, length, size in self.base.entries():
+                grouped.setdefault(pack_ids[no], []).append(PackEntry(cid, offset, length, size))
+            for entries in grouped.values():
+                entries.sort(key=lambda e: e.offset)
+            self._grouped = grouped
+        return self._grouped
+
+    def __getitem__(self, pack_id: bytes) -> list[PackEntry]:
+        if pack_id in self.base.pack_set:
+            extra = self.overlay[pack_id] if pack_id in self.overlay else []
+            return list(self._group().get(pack_id, [])) + extra
+        return self.overlay[pack_id]
+
+    def __contains__(self, pack_id: object) -> bool:
+        return pack_id in self.base.pack_set or pack_id in self.overlay
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.base.pack_ids
+        for pid in self.overlay:
+            if pid not in self.base.pack_set:
+                yield pid
+
+    def __len__(self) -> int:
+        return len(self.base.pack_set | set(self.overlay))
+
+
 class ChunkIndex:
     """chunk id -> location, merged from every index object (first location wins).
 
     ``by_chunk`` and ``packs`` are read-only mappings with compact storage; change them
-    only through :meth:`add_pack`.
+    only through :meth:`add_pack`.  With ``cached`` (a validated local index cache, see
+    ``index_cache.py``) they search that file and hold only what was added on top of it.
     """
 
-    def __init__(self) -> None:
-        self.by_chunk = _Locations()
-        self.packs = _PackEntries()
+    def __init__(self, cached: MappedIndex | None = None) -> None:
+        self.cached = cached
+        self.by_chunk: Any
+        self.packs: Any
+        if cached is None:
+            self.by_chunk = _Locations()
+            self.packs = _PackEntries()
+        else:
+            self.by_chunk = _CachedLocations(cached)
+            self.packs = _CachedPackEntries(cached)
+        # packs on top of the cache that some loaded index object lists (the others were
+        # added by this session and are only indexed once its index object is written)
+        self.indexed_overlay: set[bytes] = set()
         self.index_ids: list[bytes] = []
         # Every pack in storage when the index was loaded (id -> size), and the packs index
         # objects list but storage no longer has (lost or removed by a crashed prune).
@@ -319,6 +436,8 @@ class Repository:
         self.lock_timeout = 30.0
         self._index: ChunkIndex | None = None
         self._index_mutex = threading.Lock()
+        self._index_cache_file: Path | None = None
+        self.index_cache_warnings: list[str] = []
 
     # --- creation and opening -------------------------------------------------------------
     @classmethod
@@ -422,6 +541,50 @@ class Repository:
         return _chunker.fixed_chunks(stream, size)
 
     # --- index ----------------------------------------------------------------------------
+    def use_index_cache(self, cache_root: str | os.PathLike[str] | None) -> None:
+        """Keep a local copy of the merged chunk index under ``cache_root/<repo id>/``
+        (see ``index_cache.py``); ``None`` turns it off.  A backup then opens the index in
+        milliseconds instead of parsing every index object.  Call :meth:`save_index_cache`
+        after a backup so the next one finds its own chunks in the cache too."""
+        self._index_cache_file = (
+            None if cache_root is None else Path(cache_root) / self.id / INDEX_CACHE_NAME
+        )
+
+    def _list_index_objects(self) -> list[tuple[bytes, str]]:
+        out = []
+        for obj in sorted(self.storage.list(INDEX_PREFIX), key=lambda o: o.key):
+            index_id = parse_obj_key(obj.key, INDEX_PREFIX)
+            if index_id is not None:
+                out.append((index_id, obj.key))
+        return out
+
+    def _list_packs(self) -> dict[bytes, int]:
+        # Listed after the index objects: a pack is written before any index names it, so
+        # every pack of an index object listed before is already visible here.
+        sizes = {}
+        for obj in self.storage.list(PACKS_PREFIX):
+            pack_id = parse_pack_key(obj.key)
+            if pack_id is not None:
+                sizes[pack_id] = obj.size
+        return sizes
+
+    def _merge_index_objects(self, idx: ChunkIndex, objs: list[tuple[bytes, str]]) -> None:
+        """Fetch and parse ``objs`` into ``idx`` (raises ObjectNotFound if one vanished)."""
+        loaded = [(index_id, key, self.storage.get_bytes(key)) for index_id, key in objs]
+        for index_id, key, data in loaded:
+            try:
+                for pack_id, entries in iter_index(self.envelope, index_id, data, key):
+                    if pack_id in idx.pack_sizes:
+                        idx.add_pack(pack_id, entries)
+                        idx.indexed_overlay.add(pack_id)
+                    else:
+                        idx.missing_packs.add(pack_id)
+            except CorruptData as exc:
+                exc.args = (f"{exc}; rebuild_index() rebuilds the index from the packs",)
+                raise
+        del loaded
+        malloc_trim()  # the parsed index objects were transient: hand their pages back
+
     def refresh_index(self) -> ChunkIndex:
         """Reload the merged chunk index from every ``index/*`` object.
 
@@ -430,40 +593,131 @@ class Repository:
         that referenced them become whole again (chunk ids are content addresses).
         """
         for _attempt in range(5):
-            idx = ChunkIndex()
-            loaded = []
+            objs = self._list_index_objects()
+            pack_sizes = self._list_packs()
             try:
-                for obj in sorted(self.storage.list(INDEX_PREFIX), key=lambda o: o.key):
-                    index_id = parse_obj_key(obj.key, INDEX_PREFIX)
-                    if index_id is None:
-                        continue
-                    # parsed below, a pack record at a time (the stored form is compact)
-                    loaded.append((index_id, obj.key, self.storage.get_bytes(obj.key)))
-                    idx.index_ids.append(index_id)
+                idx = self._load_index(objs, pack_sizes)
             except ObjectNotFound:
                 continue  # an index object vanished (prune compacted them): list again
-            # Listed after the index objects: a pack is written before any index names it,
-            # so every pack of a freshly read index object is already visible here.
-            for obj in self.storage.list(PACKS_PREFIX):
-                pack_id = parse_pack_key(obj.key)
-                if pack_id is not None:
-                    idx.pack_sizes[pack_id] = obj.size
-            for index_id, key, data in loaded:
-                try:
-                    for pack_id, entries in iter_index(self.envelope, index_id, data, key):
-                        if pack_id in idx.pack_sizes:
-                            idx.add_pack(pack_id, entries)
-                        else:
-                            idx.missing_packs.add(pack_id)
-                except CorruptData as exc:
-                    exc.args = (f"{exc}; rebuild_index() rebuilds the index from the packs",)
-                    raise
-            del loaded
-            malloc_trim()  # the parsed index objects were transient: hand their pages back
             with self._index_mutex:
                 self._index = idx
             return idx
         raise RepositoryError("index objects keep changing while loading; is a prune running?")
+
+    def _load_index(
+        self, objs: list[tuple[bytes, str]], pack_sizes: dict[bytes, int]
+    ) -> ChunkIndex:
+        path = self._index_cache_file
+        base = self._open_index_cache(objs, pack_sizes) if path is not None else None
+        if base is not None:
+            # the cache covers its index objects; only those added since are parsed
+            idx = ChunkIndex(base)
+            idx.pack_sizes = pack_sizes
+            idx.missing_packs = set(base.missing)
+            have = set(base.index_ids)
+            self._merge_index_objects(idx, [o for o in objs if o[0] not in have])
+            idx.index_ids = [index_id for index_id, _ in objs]
+            return idx
+        idx = ChunkIndex()
+        idx.pack_sizes = pack_sizes
+        self._merge_index_objects(idx, objs)
+        idx.index_ids = [index_id for index_id, _ in objs]
+        idx.indexed_overlay.clear()
+        if path is None:
+            return idx
+        try:
+            _write_full_cache(path, bytes.fromhex(self.id), idx)
+            base = MappedIndex(path, bytes.fromhex(self.id))
+        except (OSError, struct.error, IndexCacheError) as exc:
+            # the backup goes on with the index in memory; only the next one is slower
+            self._index_cache_warning(f"index cache {path} not written: {exc}")
+            return idx
+        cached = ChunkIndex(base)
+        cached.pack_sizes = pack_sizes
+        cached.missing_packs = idx.missing_packs
+        cached.index_ids = idx.index_ids
+        del idx
+        malloc_trim()
+        return cached
+
+    def _open_index_cache(
+        self, objs: list[tuple[bytes, str]], pack_sizes: dict[bytes, int]
+    ) -> MappedIndex | None:
+        """The cache file if it is intact and still describes this repository's index."""
+        path = self._index_cache_file
+        assert path is not None
+        try:
+            base = MappedIndex(path, bytes.fromhex(self.id))
+        except FileNotFoundError:
+            return None
+        except (OSError, IndexCacheError) as exc:
+            self._index_cache_warning(f"index cache {path} discarded ({exc}); rebuilding it")
+            return None
+        listed = {index_id for index_id, _ in objs}
+        if (
+            # an index object it was built from is gone (prune, rebuild_index)
+            not listed.issuperset(base.index_ids)
+            # a pack it points into is gone, or a pack missing at build time is back
+            or not all(pid in pack_sizes for pid in base.pack_ids)
+            or any(pid in pack_sizes for pid in base.missing)
+        ):
+            base.close()
+            return None
+        return base
+
+    def _index_cache_warning(self, msg: str) -> None:
+        self.index_cache_warnings.append(msg)
+        _log.warning("%s", msg)
+
+    def save_index_cache(self) -> None:
+        """Bring the index cache up to date after a backup: merge in the chunks of the index
+        objects this process loaded or wrote.  An index object written meanwhile by another
+        client is left for the next load to parse; nothing here is needed for correctness."""
+        idx, path = self._index, self._index_cache_file
+        if idx is None or path is None or idx.cached is None:
+            return
+        base = idx.cached
+        try:
+            listed = dict(self._list_index_objects())
+            have = set(idx.index_ids)
+            if not have.issubset(listed):
+                return  # an index object went away (prune): the next load rebuilds
+            include = set(idx.indexed_overlay)
+            new_ids = []
+            for index_id in sorted(listed.keys() - have):
+                key = listed[index_id]
+                pids = index_pack_ids(self.envelope, index_id, self.storage.get_bytes(key), key)
+                if not all(p in idx.packs.overlay or p in base.pack_set for p in pids):
+                    return  # not this session's: the next load parses it
+                include.update(p for p in pids if p not in base.pack_set)
+                new_ids.append(index_id)
+        except (StorageError, CorruptData):
+            return
+        if not include and not new_ids:
+            return
+        pack_ids = list(base.pack_ids)
+        new: dict[bytes, bytes] = {}
+        try:
+            for pid in idx.packs.overlay:  # load order, then this session's order
+                if pid not in include:
+                    continue
+                no = len(pack_ids)
+                pack_ids.append(pid)
+                for cid, offset, length, size in idx.packs.overlay[pid]:
+                    if cid not in new and base.find(cid) < 0:
+                        new[cid] = pack_location(no, offset, length, size)
+            chunks = sorted(new.items())
+            regions = build_regions(chunks) if base.n == 0 else merge_regions(base, chunks)
+            write_cache(
+                path,
+                bytes.fromhex(self.id),
+                have.union(new_ids),
+                pack_ids,
+                idx.missing_packs,
+                regions,
+            )
+        except (OSError, struct.error) as exc:
+            self._index_cache_warning(f"index cache {path} not updated: {exc}")
 
     @property
     def index(self) -> ChunkIndex:
@@ -609,6 +863,28 @@ class Repository:
 
     def __repr__(self) -> str:
         return f"<Repository {self.id} at {self.storage.url} ({self.encryption})>"
+
+
+def _write_full_cache(path: Path, repo_id: bytes, idx: ChunkIndex) -> None:
+    """A cache file from an index loaded in memory (``_Locations`` numbers its packs)."""
+    locs = idx.by_chunk
+    pack_ids = list(locs._pack_ids)
+    numbers = dict(locs._pack_no)
+    for pid in idx.packs:  # packs whose chunks all had a location elsewhere, too
+        if pid not in numbers:
+            numbers[pid] = len(pack_ids)
+            pack_ids.append(pid)
+    chunks = []
+    for cid, v in locs._d.items():
+        if type(v) is tuple:
+            pid, offset, length, size = v
+            chunks.append((cid, pack_location(numbers[pid], offset, length, size)))
+        else:
+            chunks.append(
+                (cid, pack_location(v >> 104, (v >> 64) & _M40, (v >> 32) & _M32, v & _M32))
+            )
+    chunks.sort()
+    write_cache(path, repo_id, idx.index_ids, pack_ids, idx.missing_packs, build_regions(chunks))
 
 
 def parse_config(raw: bytes) -> dict[str, Any]:
