@@ -325,6 +325,49 @@ class Writer:
                 raise
         return ChunkRef(cid, size)
 
+    def add_sealed(self, chunk_id: bytes, size: int, blob: bytes | None) -> ChunkRef:
+        """Store a chunk that was hashed and sealed elsewhere, unless it is already known.
+
+        For the backup's worker processes: they seal (compress, encrypt) new-looking chunks
+        with this repository's envelope, and this session decides what is new, so
+        deduplication stays exact (a chunk two workers both sealed is stored once, the
+        second blob is dropped).  ``blob`` is ``None`` when the caller knows the chunk is
+        stored already (it was in the index when the caller started, or the caller passed
+        its blob earlier): that must then be true here, else the chunk would be lost.
+        """
+        self._check()
+        if size > MAX_CHUNK_SIZE:
+            raise RepositoryError(f"chunk of {size} bytes exceeds {MAX_CHUNK_SIZE}")
+        stats = self.stats
+        stats["chunks"] += 1
+        stats["bytes"] += size
+        if self.progress is not None:
+            self.progress.advance(bytes=size)
+        if chunk_id in self._seen or chunk_id in self._index.by_chunk:
+            return ChunkRef(chunk_id, size)
+        if blob is None:
+            exc = RepositoryError(
+                f"chunk {chunk_id.hex()} was reported as stored but is not in the repository"
+            )
+            self._failed = exc
+            raise exc
+        self._seen.add(chunk_id)
+        stats["new_chunks"] += 1
+        stats["new_bytes"] += size
+        try:
+            self._place(chunk_id, size, blob)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        return ChunkRef(chunk_id, size)
+
+    def _place(self, chunk_id: bytes, size: int, blob: bytes) -> None:
+        builder = self._builder if self._builder is not None else self._start_pack()
+        builder.add(chunk_id, size, blob)
+        self.stats["stored_bytes"] += len(blob)
+        if builder.pos >= self.repo.pack_size:
+            self._flush_pack()
+
     def _submit_batch(self) -> None:
         if not self._batch:
             return
@@ -340,11 +383,7 @@ class Writer:
         blobs = fut.result()
         self._pending_bytes -= nbytes
         for (cid, size), blob in zip(metas, blobs, strict=True):
-            builder = self._builder if self._builder is not None else self._start_pack()
-            builder.add(cid, size, blob)
-            self.stats["stored_bytes"] += len(blob)
-            if builder.pos >= self.repo.pack_size:
-                self._flush_pack()
+            self._place(cid, size, blob)
 
     def _start_pack(self) -> PackBuilder:
         """A new pack whose upload starts now and consumes its parts as they are added."""

@@ -12,11 +12,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 from freezer_ui.engines.base import BackupResult, SourceError
 from freezer_ui.engines.filescache import FilesCache, cache_path
+from freezer_ui.engines.tar.backup_workers import (
+    CANNOT_OPEN,
+    OK,
+    Job,
+    Workers,
+    _Limited,
+    data_extents,
+    open_for_read,
+)
 from freezer_ui.engines.tar.walk import (
     Excluder,
     Owners,
@@ -36,80 +44,26 @@ DEFAULT_SMALL_FILE = 64 * 1024
 # cached (it will be re-read next time).
 RACY_NS = 1_000_000_000
 
-_O_NOATIME = getattr(os, "O_NOATIME", 0)
-READERS = 4  # small-file reader threads: mostly waiting on the disk, not on the GIL
-# Large (and sparse) files are read, chunked and hashed in their own thread (the chunker,
-# BLAKE3 and reads release the GIL), streaming their chunks to the thread that feeds the
-# writer.  One takes that work off the feeding thread (measured on the 0.2x bench corpus:
-# streamer ~0.5 s CPU, feeding thread 1.5 -> 0.9 s); each streamer holds the chunker's
-# buffer (2 x the maximum chunk), and a second one cost ~15 MB of peak RSS (119 vs 104 MB).
-STREAMERS = 1
-STREAM_QUEUE = 2  # chunks a streamer may have ready before it waits for the writer's thread
-WINDOW = 256  # items in flight between scan and completion
-WINDOW_BYTES = 8 << 20  # and at most this many bytes of small files read ahead
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_END = object()  # end of a streamed file
+# Reading, cutting, hashing and sealing file contents happens in worker processes
+# (backup_workers: one interpreter lock each); one per core, the walk and the writer share
+# this process.
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+# Items in flight between scan and completion, and bytes of files handed to the workers
+# and not completed (a large file counts with at most LARGE_AHEAD: its chunks go to the
+# writer as they come, only the item waits).  Enough for both workers to stay busy while
+# the oldest item waits for its file; an item in flight costs ~1 KB.
+WINDOW = 4096
+WINDOW_BYTES = 64 << 20
+LARGE_AHEAD = 8 << 20
+PUMP_EVERY = 16  # scanned items between two looks at the workers' results
 
 
-class _Limited:
-    """A read-only stream over ``length`` bytes of ``fd`` starting at ``offset``."""
+class _End(NamedTuple):
+    """The stat fields of a file after it was read that decide whether it changed."""
 
-    def __init__(self, fd: int, offset: int, length: int) -> None:
-        self.fd, self.pos, self.left = fd, offset, length
-
-    def read(self, n: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        if n is None or n < 0 or n > self.left:
-            n = self.left
-        data = os.pread(self.fd, n, self.pos)
-        self.pos += len(data)
-        self.left -= len(data)
-        if not data:
-            self.left = 0
-        return data
-
-    def readinto(self, b: Any) -> int:
-        # straight into the chunker's buffer: no intermediate bytes object to copy
-        if self.left <= 0:
-            return 0
-        view = memoryview(b)
-        if len(view) > self.left:
-            view = view[: self.left]
-        n = os.preadv(self.fd, [view], self.pos)
-        self.pos += n
-        self.left -= n
-        if not n:
-            self.left = 0
-        return n
-
-    def readable(self) -> bool:
-        return True
-
-
-def data_extents(fd: int, size: int) -> list[list[int]] | None:
-    """``[[offset, length], ...]`` of the data regions of a sparse file, or ``None`` if the file
-    is one data region (or the file system cannot tell)."""
-    extents: list[list[int]] = []
-    pos = 0
-    try:
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:  # only a hole remains
-                    break
-                raise
-            if start >= size:
-                break
-            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
-            extents.append([start, end - start])
-            pos = end
-    except OSError:
-        return None
-    if len(extents) == 1 and extents[0] == [0, size]:
-        return None
-    return extents
+    st_ino: int
+    st_size: int
+    st_mtime_ns: int
 
 
 def _ref(ref: Any) -> list:
@@ -225,49 +179,78 @@ class TarBackup:
 
     # -- per item -----------------------------------------------------------------------------
     #
-    # Two stages keep both cores and the disk busy. The scan (this thread) walks, answers
-    # unchanged files from the cache and submits small files to reader threads, which open,
-    # read and stat them (I/O and syscalls release the GIL, and several outstanding reads let
-    # the disk reorder them). Items then complete strictly in walk order: their data goes to
-    # the writer, which hashes here and compresses/encrypts in its own pool. Large files are
-    # read here, streaming through the chunker, so memory stays bounded by
-    # WINDOW x small-file size plus the writer's queue.
+    # This thread scans (the walk itself runs in a thread of its own, see _ahead): it builds
+    # the items, answers unchanged files from the files cache and hands the files to read to
+    # worker processes (backup_workers), which read, cut, hash and seal them.  Their sealed
+    # chunks go to the writer as they arrive (it decides what is new); items complete
+    # strictly in walk order.  Memory stays bounded by the window (items and file bytes in
+    # flight) plus the pipes and the writer's buffers.
 
     def _items(self, cache: FilesCache, w: Any) -> Iterator[dict]:
-        # Set when this generator stops early (an error, or the writer failed): streamers
-        # waiting for room in their queue give up instead of blocking the pool's shutdown.
+        # Set when this generator stops early (an error, or the writer failed): the walking
+        # thread gives up instead of blocking.
         self._abort = threading.Event()
-        with (
-            ThreadPoolExecutor(READERS, thread_name_prefix="fzui-read") as pool,
-            ThreadPoolExecutor(STREAMERS, thread_name_prefix="fzui-stream") as streamers,
-        ):
-            self._streamers = streamers
+        self._w = w
+        # Forked here: the writer has loaded the index (the workers skip sealing chunks it
+        # holds) and this backup has started no thread yet.
+        workers = Workers(self.repo, w.known, WORKERS, self._on_chunk)
+        self._workers = workers
+        finished = False
+        try:
             window: deque = deque()
-            ahead = 0  # bytes read ahead by readers and streamers and not completed
-            try:
-                for entry in self._scan(cache, w, pool):
-                    job = entry[1]
-                    n = 0
-                    if job is not None and job[0] == "read":
-                        n = job[3].st_size
-                    elif job is not None and job[0] == "stream":
-                        n = min(job[3].st_size, STREAM_QUEUE * self.small_file)
-                    window.append((entry, n))
-                    ahead += n
-                    while window and (len(window) >= WINDOW or ahead > WINDOW_BYTES):
-                        done, n = window.popleft()
-                        ahead -= n
-                        item = self._complete(done, w, cache)
-                        if item is not None:
-                            yield item
+            ahead = 0  # file bytes handed to workers and not completed
+            for entry in self._scan(cache, w, workers):
+                job = entry[1]
+                n = 0
+                if job is not None and job[0] == "read":
+                    n = min(job[1].size, LARGE_AHEAD)
+                window.append((entry, n))
+                ahead += n
+                if len(window) % PUMP_EVERY == 0:
+                    # take what the workers have ready: their result pipes must not fill up
+                    # (a worker waits then) while this thread is busy scanning
+                    workers.pump(0)
                 while window:
-                    item = self._complete(window.popleft()[0], w, cache)
+                    head, n = window[0]
+                    hj = head[1]
+                    if hj is not None and hj[0] == "read" and not hj[1].done:
+                        if len(window) < WINDOW and ahead <= WINDOW_BYTES:
+                            break
+                        workers.flush()
+                        workers.pump(None)
+                        continue
+                    window.popleft()
+                    ahead -= n
+                    item = self._complete(head, w, cache)
                     if item is not None:
                         yield item
-            finally:
-                self._abort.set()
+            workers.flush()
+            while window:
+                head, n = window[0]
+                hj = head[1]
+                if hj is not None and hj[0] == "read" and not hj[1].done:
+                    workers.pump(None)
+                    continue
+                window.popleft()
+                item = self._complete(head, w, cache)
+                if item is not None:
+                    yield item
+            finished = True
+        finally:
+            self._abort.set()
+            workers.close(kill=not finished)
 
-    def _scan(self, cache: FilesCache, w: Any, pool: ThreadPoolExecutor):
+    def _on_chunk(self, job: Job, cid: bytes, size: int, blob: bytes | None) -> None:
+        """A chunk from a worker, in its file's order: stored (unless known) right away."""
+        self._w.add_sealed(cid, size, blob)
+        job.chunks.append([cid, size])
+        job.total += size
+        if job.large and self.progress is not None:
+            # Per chunk, not per file: a large file (a disk image) would otherwise show no
+            # progress until it ends.
+            self.progress.advance(bytes=size)
+
+    def _scan(self, cache: FilesCache, w: Any, workers: Workers):
         owners = self.owners
         warnings = self.warnings
         tree = walk(self.source, self.excludes, self.one_file_system, warnings)
@@ -290,7 +273,7 @@ class TarBackup:
                 # would make every unchanged run store a new item stream.
                 item["atime_ns"] = st.st_atime_ns
                 item["size"] = st.st_size
-                job = self._scan_file(item, rel, abspath, st, cache, w, pool)
+                job = self._scan_file(item, rel, abspath, st, cache, w, workers)
                 if job is not False:
                     yield item, job
                 continue
@@ -319,7 +302,7 @@ class TarBackup:
                 continue
             yield item, None
 
-    def _scan_file(self, item, rel, abspath, st, cache, w, pool):
+    def _scan_file(self, item, rel, abspath, st, cache, w, workers):
         """Returns the job that completes the item: ``None`` (complete already), a tuple for
         :meth:`_complete`, or ``False`` when the file must be left out."""
         if st.st_nlink > 1:
@@ -342,49 +325,50 @@ class TarBackup:
                 cache.keep(rel, entry)
                 self.result.files_from_cache += 1
                 return None
-        if st.st_size <= self.small_file and not (st.st_blocks * 512 < st.st_size):
-            return ("read", pool.submit(self._slurp, abspath, rel, st.st_dev), rel, st)
-        out: queue.Queue = queue.Queue(STREAM_QUEUE)
-        self._streamers.submit(self._stream, abspath, rel, st, out)
-        return ("stream", out, rel, st)
+        # Files up to the chunker's minimum are read with one read() and stored as one chunk
+        # (CDC could not cut them anyway); larger and sparse ones stream through the chunker.
+        large = st.st_size > self.small_file or st.st_blocks * 512 < st.st_size
+        job = Job(abspath, st.st_dev, st.st_size, st.st_blocks, large)
+        workers.submit(job)
+        return ("read", job, rel, st)
 
     def _complete(self, entry: tuple, w: Any, cache: FilesCache) -> dict | None:
         item, job = entry
         r = self.result
         if job is not None:
             if job[0] == "read":
-                _, fut, rel, st = job
-                try:
-                    data, cid, xattrs, end = fut.result()
-                except OSError as e:
+                _, wjob, rel, st = job
+                end = wjob.end
+                if end[0] != OK:
                     self._failed.add(id(item))
-                    if e.errno != errno.ENOENT:  # vanished: simply not in this backup
-                        self.warnings.add(f"{rel}: cannot read: {e.strerror}")
+                    _status, eno, strerror = end
+                    if end[0] == CANNOT_OPEN:
+                        if eno != errno.ENOENT:  # vanished: simply not in this backup
+                            self.warnings.add(f"{rel}: cannot read: {strerror}")
+                    elif wjob.large:
+                        self.warnings.add(f"{rel}: read error: {strerror}")
+                    else:
+                        self.warnings.add(f"{rel}: cannot read: {strerror}")
                     return None
-                chunks = [_ref(w.add_chunk(data, cid))] if data else []
-                self._finish_read(item, rel, st, chunks, None, xattrs, end, len(data), cache)
-            elif job[0] == "stream":
-                _, out, rel, st = job
-                chunks = []
-                total = 0
-                while True:
-                    msg = out.get()
-                    if type(msg) is tuple:
-                        data, cid = msg
-                        chunks.append(_ref(w.add_chunk(data, cid)))
-                        total += len(data)
-                        if self.progress is not None:
-                            # Per chunk, not per file: a large file (a disk image) would
-                            # otherwise show no progress until it ends.
-                            self.progress.advance(bytes=len(data))
-                        continue
-                    break
-                if msg is None:  # unreadable or vanished: the streamer has warned
-                    self._failed.add(id(item))
-                    return None
-                self._advanced[id(item)] = total
-                extents, xattrs, end = msg
-                self._finish_read(item, rel, st, chunks, extents, xattrs, end, total, cache)
+                _ok, extents, xattrs, ino, size, mtime_ns, events = end
+                for dev, eno, msg in events:
+                    if dev < 0:
+                        self.warnings.add(msg)
+                    else:
+                        self.warnings.xattr_error(rel, dev, OSError(eno, msg))
+                if wjob.large:
+                    self._advanced[id(item)] = wjob.total
+                self._finish_read(
+                    item,
+                    rel,
+                    st,
+                    wjob.chunks,
+                    extents,
+                    xattrs,
+                    _End(ino, size, mtime_ns),
+                    wjob.total,
+                    cache,
+                )
             else:
                 _, first, rel, abspath, st = job
                 if id(first) in self._failed:
@@ -411,69 +395,11 @@ class TarBackup:
             self.progress.advance(bytes=max(0, size - already), files=1)
         return item
 
-    def _slurp(self, abspath: str, rel: str, dev: int):
-        """Reader thread: a small file's data, its chunk id (hashed here, in parallel, not
-        in the thread that feeds the writer), xattrs and its stat after reading."""
-        fd = _open_for_read(abspath)
-        try:
-            data = os.read(fd, self.small_file + 1)
-            xattrs = read_xattrs(fd, rel, dev, self.warnings)
-            end = os.fstat(fd)
-        finally:
-            os.close(fd)
-        return data, self.repo.chunk_id(data) if data else None, xattrs, end
-
-    def _stream(self, abspath: str, rel: str, st: os.stat_result, out: queue.Queue) -> None:
-        """Streamer thread: read a large or sparse file, cut it into content-defined chunks
-        and hash them here; put ``(data, chunk id)`` per chunk on ``out``, then
-        ``[extents, xattrs, stat after reading]``, or ``None`` (after a warning) if the file
-        cannot be read.  The thread that feeds the writer takes them in walk order."""
-
-        def put(msg: Any) -> bool:
-            while True:
-                try:
-                    out.put(msg, timeout=0.2)
-                    return True
-                except queue.Full:
-                    if self._abort.is_set():
-                        return False
-
-        try:
-            fd = _open_for_read(abspath)
-        except OSError as e:
-            if e.errno != errno.ENOENT:  # vanished between listing and open: not backed up
-                self.warnings.add(f"{rel}: cannot read: {e.strerror}")
-            put(None)
-            return
-        try:
-            size = st.st_size
-            extents = None
-            if size > 0 and st.st_blocks * 512 < size:
-                extents = data_extents(fd, size)
-            spans = [(0, 1 << 62)] if extents is None else extents
-            chunk_id = self.repo.chunk_id
-            for off, length in spans:
-                for data in self.repo.cdc_chunks(_Limited(fd, off, length)):
-                    if not put((data, chunk_id(data))):
-                        return
-            xattrs = read_xattrs(fd, rel, st.st_dev, self.warnings)
-            end = os.fstat(fd)
-        except OSError as e:
-            self.warnings.add(f"{rel}: read error: {e.strerror}")
-            put(None)
-            return
-        except BaseException:
-            put(None)  # never leave the writer's thread waiting for this file
-            raise
-        finally:
-            os.close(fd)
-        put([extents, xattrs, end])
-
     def _read(self, item, rel, abspath, st, w: Any, cache: FilesCache) -> bool:
         """Read and chunk one file in this thread (a hard link whose first path could not be
         read). ``False`` (with a warning) if it cannot be read."""
         try:
-            fd = _open_for_read(abspath)
+            fd = open_for_read(abspath)
         except OSError as e:
             if e.errno != errno.ENOENT:  # vanished between listing and open: not backed up
                 self.warnings.add(f"{rel}: cannot read: {e.strerror}")
@@ -579,11 +505,3 @@ def _ahead(entries: Iterator[Any], abort: threading.Event) -> Iterator[Any]:
     finally:
         stop.set()
         t.join()
-
-
-def _open_for_read(path: str) -> int:
-    try:
-        return os.open(path, _READ_FLAGS | _O_NOATIME)
-    except PermissionError:
-        # O_NOATIME is only allowed for the file's owner (or root).
-        return os.open(path, _READ_FLAGS)

@@ -1,0 +1,200 @@
+"""The tar backup reads, hashes and seals files in worker processes (backup_workers): a dead
+or failing worker fails the backup cleanly, deduplication stays exact, nothing is left
+running."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from pathlib import Path
+
+import pytest
+
+from freezer_ui.engines.tar import backup as tb
+from freezer_ui.engines.tar.backup_workers import WorkerError
+from freezer_ui.progress import Progress
+from freezer_ui.repository.format import parse_pack_key
+from tests.engines.conftest import backup
+from tests.engines.treeutil import diff, snapshot
+
+
+def _children() -> set[int]:
+    """Child processes of this process (any thread's), zombies included."""
+    out: set[int] = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                out |= {int(p) for p in f.read().split()}
+        except OSError:
+            pass
+    return out
+
+
+def _tree(root: Path, files: int = 400, large: int = 3) -> None:
+    rnd = random.Random(7)
+    for i in range(files):
+        d = root / f"d{i % 10}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}").write_bytes(rnd.randbytes(rnd.randrange(1, 6000)))
+    for i in range(large):
+        (root / f"big{i}").write_bytes(rnd.randbytes(300_000))
+
+
+def _chunks_in_packs(repo) -> list[bytes]:
+    out = []
+    for obj in repo.storage.list("data/"):
+        pack_id = parse_pack_key(obj.key)
+        assert pack_id is not None
+        out += [e.chunk_id for e in repo.read_pack_trailer(pack_id, obj.size)]
+    return out
+
+
+class _Killer(Progress):
+    """Progress that SIGKILLs the backup's worker processes at the first advance."""
+
+    def __init__(self, which: str) -> None:
+        super().__init__()
+        self.which = which
+        self.killed: list[int] = []
+
+    def advance(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002
+        if not self.killed:
+            pids = sorted(_children() - self.before)
+            assert pids, "no worker process found"
+            if self.which == "one":
+                pids = pids[:1]
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            self.killed = pids
+        super().advance(bytes=bytes, files=files)
+
+
+@pytest.mark.parametrize("which", ["one", "all"])
+def test_killed_worker_fails_the_backup_cleanly(repo, engine, tmp_path: Path, which) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    before = _children()
+    progress = _Killer(which)
+    progress.before = before
+    with pytest.raises(WorkerError, match=r"backup worker process \d+ died \(killed by SIGKILL\)"):
+        backup(engine, repo, str(src), progress=progress)
+    assert progress.killed
+    # no generation, the repository is valid, and no process is left (not even a zombie)
+    assert repo.generation_ids() == []
+    assert repo.verify().ok
+    assert _children() - before == set()
+    # the next run completes and restores the tree
+    res = backup(engine, repo, str(src))
+    assert res.warnings == []
+    out = tmp_path / "out"
+    engine.restore(repo, res.generation_id, str(out))
+    assert diff(snapshot(str(src), atime=False), snapshot(str(out), atime=False)) == []
+
+
+def test_failing_worker_reports_its_error(repo, engine, tmp_path: Path, monkeypatch) -> None:
+    src = tmp_path / "src"
+    _tree(src, files=50, large=0)
+    before = _children()
+    real_fstat = os.fstat
+
+    def broken(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/f17"):
+            raise RuntimeError("injected bug in the worker")
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", broken)  # inherited by the forked workers
+    with pytest.raises(WorkerError, match="RuntimeError: injected bug in the worker"):
+        backup(engine, repo, str(src))
+    monkeypatch.undo()
+    assert repo.generation_ids() == []
+    assert _children() - before == set()
+
+
+def test_no_process_left_after_a_backup(repo, engine, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _tree(src, files=30)
+    before = _children()
+    backup(engine, repo, str(src))
+    assert _children() - before == set()
+
+
+def test_dedup_is_exact_across_workers(repo, engine, tmp_path: Path) -> None:
+    """Identical files land in both workers at the same time: each chunk is stored once."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(3)
+    small = rnd.randbytes(3000)
+    large = rnd.randbytes(400_000)
+    for i in range(200):
+        (src / f"s{i:03d}").write_bytes(small)
+    for i in range(6):
+        (src / f"l{i}").write_bytes(large)
+    res = backup(engine, repo, str(src))
+    stored = _chunks_in_packs(repo)
+    data_chunks = {
+        bytes(c[0])
+        for item in repo.open_generation(res.generation_id).items()
+        for c in item.get("chunks", [])
+    }
+    assert len(stored) == len(set(stored))  # no chunk stored twice
+    assert data_chunks <= set(stored)
+    assert res.bytes_new == len(small) + len(large)
+
+
+def test_workers_skip_what_the_repository_holds(repo, engine, tmp_path: Path) -> None:
+    """Without a files cache every file is read again; the workers know the index they were
+    forked with, so nothing is sealed or stored a second time."""
+    src = tmp_path / "src"
+    _tree(src, files=100)
+    first = backup(engine, repo, str(src))
+    size = sum(o.size for o in repo.storage.list("data/"))
+    again = tb.TarBackup(
+        repo,
+        str(src),
+        backup_name="t",
+        hostname="h",
+        excludes=[],
+        one_file_system=False,
+        progress=None,
+        cache_dir=None,
+        use_cache=False,
+    ).run()
+    assert again.files_read == first.files_read and again.bytes_new == 0
+    assert sum(o.size for o in repo.storage.list("data/")) == size
+
+
+def test_file_growing_while_a_worker_reads_it(repo, engine, tmp_path: Path, monkeypatch) -> None:
+    """As tests/engines/test_warnings.py's growing-file test, with the append seen across
+    the process boundary (a marker file instead of a list in this process)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    target = src / "log"
+    target.write_bytes(b"x" * 100_000)
+    marker = tmp_path / "grown"
+    real_read, real_preadv = os.read, os.preadv
+
+    def append_once(fd: int) -> None:
+        if not marker.exists() and os.readlink(f"/proc/self/fd/{fd}") == str(target):
+            marker.write_text("1")
+            with open(target, "ab") as f:  # another process appending while we read
+                f.write(b"more")
+
+    def read(fd, n):
+        append_once(fd)
+        return real_read(fd, n)
+
+    def preadv(fd, buffers, off, *flags):
+        append_once(fd)
+        return real_preadv(fd, buffers, off, *flags)
+
+    monkeypatch.setattr(os, "read", read)
+    monkeypatch.setattr(os, "preadv", preadv)
+    res = backup(engine, repo, str(src))
+    monkeypatch.undo()
+    assert marker.exists()
+    assert any("log: file changed while being backed up" in w for w in res.warnings)
+    item = next(i for i in repo.open_generation(res.generation_id).items() if i["path"] == "log")
+    assert item["size"] == sum(n for _, n in item["chunks"])
+    again = backup(engine, repo, str(src))
+    assert again.files_read == 1 and again.warnings == []
