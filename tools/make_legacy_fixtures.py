@@ -271,6 +271,14 @@ def m_rs1_renames_deletes(root: Path) -> None:
     (root / "bin" / "run.sh").chmod(0o700)
 
 
+def m_rs1_shift(root: Path) -> None:
+    """Insert bytes mid-file: v1's delta numbers the rolling checksum's outputs, not blocks,
+    so it stores this file wrongly (docs/legacy.md)."""
+    big = root / "data" / "big.bin"
+    raw = big.read_bytes()
+    big.write_bytes(raw[:100] + b"ten bytes!" + raw[100:])
+
+
 def small_tree(root: Path) -> None:
     """A few small text files: compressed in one piece, which encrypted rsync v1 needs."""
     write(root / "readme.txt", text("readme", 20))
@@ -353,6 +361,7 @@ def newest_ts(container: Path) -> int:
 
 
 RSYNC_V1_SCENARIOS = (
+    "rsync-gzip-shift",
     "rsync-gzip-inc",
     "rsync-bzip2-inc",
     "rsync-gzip-enc",
@@ -425,6 +434,7 @@ def run_scenario(
     passphrase: bool = False,
     engine: str = "tar",
     restore_error: str | None = None,
+    lossy: dict[str, list[str]] | None = None,
 ) -> None:
     container = out / scenario
     shutil.rmtree(container, ignore_errors=True)
@@ -468,6 +478,8 @@ def run_scenario(
     }
     if restore_error:  # no restore can succeed: the tests expect this error (helpers.py)
         doc["restore_error"] = restore_error
+    if lossy:  # level → paths the agent itself stored wrongly (the tests expect a warning)
+        doc["lossy"] = lossy
     (out / f"{scenario}.expected.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
@@ -573,6 +585,17 @@ def main() -> None:
                     engine="rsync",
                     notes=f"rsync v1 levels 0-3 then a second chain; {v1_note}",
                 )  # fmt: skip
+        if want("rsync-gzip-shift"):
+            fl = [*inc, "--max-level", "3", "--compression", "gzip"]
+            run_scenario(
+                v1, out, "rsync-gzip-shift", "rs", src / "rs1shift",
+                [(None, fl), (m_rs1_shift, fl)],
+                make=rs1_tree,
+                engine="rsync",
+                notes="rsync v1, level 1 inserts 10 bytes into data/big.bin: upstream stores a "
+                f"delta that does not rebuild the file; {v1_note}",
+                lossy={"1": ["data/big.bin"]},
+            )  # fmt: skip
         if want("rsync-gzip-enc"):
             shutil.copy(pass_file, out / "rsync-gzip-enc.pass")
             fl = [*inc, "--max-level", "3", "--compression", "gzip"]

@@ -14,11 +14,14 @@ from typing import Any
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def scenarios(*, failing: bool = False) -> list[str]:
-    """Fixture names; with ``failing`` those no restore can succeed on instead (their document
-    says which error, ``restore_error``: e.g. encrypted rsync v1 in several pieces)."""
+def scenarios(*, special: bool = False) -> list[str]:
+    """Fixtures whose every generation restores to the tree recorded for it; with ``special``
+    the others instead, whose document says why: ``restore_error`` (no restore can succeed,
+    e.g. encrypted rsync v1 in several pieces) or ``lossy`` (level → paths the agent itself
+    stored wrongly, e.g. an rsync v1 delta of a shifted file)."""
     names = sorted(p.name.removesuffix(".expected.json") for p in FIXTURES.glob("*.expected.json"))
-    return [n for n in names if bool(expected(n).get("restore_error")) == failing]
+    doc = {n: expected(n) for n in names}
+    return [n for n in names if bool(doc[n].get("restore_error") or doc[n].get("lossy")) == special]
 
 
 def expected(scenario: str) -> dict[str, Any]:
