@@ -284,6 +284,9 @@ class SSHStorage(Storage):
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()
             raise StorageError(f"{self._where()}: cannot connect: {exc}") from None
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(30)  # notices a silently dead link; keeps NATs open
         return client
 
     def _alive(self) -> bool:
@@ -304,7 +307,11 @@ class SSHStorage(Storage):
             gen, client = self._generation, self._client
         assert client is not None
         try:
-            return gen, client.open_sftp()
+            sftp = client.open_sftp()
+            # A server that stops answering (dead link, hung disk) must not hang us for
+            # ever; fsync of a large object may take a while, hence the generous factor.
+            sftp.get_channel().settimeout(self.timeout * 10)
+            return gen, sftp
         except _SFTP_ERRORS as exc:
             if _is_connection_error(exc):
                 raise  # the caller's retry logic decides
@@ -370,7 +377,8 @@ class SSHStorage(Storage):
         what = repr(key) if key is not None else self.root
         if isinstance(exc, OSError) and exc.errno == errno.ENOENT:
             return ObjectNotFound(key or self.root)
-        if _is_connection_error(exc):
+        if _is_connection_error(exc) or not self._alive():
+            # (paramiko also says "Socket is closed" as a plain OSError)
             return StorageError(f"{self._where()}: connection lost during {what}: {exc}")
         if path and sftp is not None and self._server_full(sftp, path):
             return StorageFull(f"{self._where()}: no space left writing {what}: {exc}")
@@ -500,6 +508,9 @@ class SSHStorage(Storage):
                     raise ObjectExists(key) from None
                 done = True
             except _SFTP_ERRORS as exc:
+                # Answers still in flight first: the statvfs request _error may send would
+                # otherwise read (and drop) them, and a later wait for them would never end.
+                _drain(sftp, pending)
                 raise self._error(exc, key, sftp, posixpath.dirname(path)) from exc
         except _SourceFailed as wrapped:
             raise wrapped.exc from None
@@ -520,13 +531,7 @@ class SSHStorage(Storage):
         self, sftp: paramiko.SFTPClient, fh: paramiko.SFTPFile, tmp: str, pending: deque[int]
     ) -> None:
         try:
-            # Let the server answer what is in flight first: responses arrive in order, and
-            # a later request's answer must not be taken for an earlier one's.
-            while pending:
-                try:
-                    _expect_ok(sftp, pending.popleft())
-                except OSError:
-                    pass
+            _drain(sftp, pending)
             fh.close()
             sftp.remove(tmp)
         except FileNotFoundError:
@@ -727,6 +732,21 @@ def _expect_ok(sftp: paramiko.SFTPClient, num: int) -> None:
     t, _msg = sftp._read_response(num)  # raises IOError on an error status
     if t != CMD_STATUS:
         raise paramiko.SFTPError(f"unexpected SFTP answer {t} to a write")
+
+
+def _drain(sftp: paramiko.SFTPClient, pending: deque[int]) -> None:
+    """Wait for the answers to requests in flight (their errors no longer matter).
+
+    Answers arrive in request order and paramiko drops the ones nobody waits for, so every
+    request sent must be waited for before the channel carries anything else.
+    """
+    while pending:
+        try:
+            sftp._read_response(pending.popleft())
+        except (OSError, EOFError) as exc:
+            if _is_connection_error(exc):
+                pending.clear()
+                raise
 
 
 def _read(sftp: paramiko.SFTPClient, fh: Any, start: int, end: int) -> Iterator[bytes]:
