@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -287,6 +288,63 @@ def small_tree(root: Path) -> None:
     os.symlink("readme.txt", root / "link-to-readme")
 
 
+# POSIX ACLs as the kernel stores them (system.posix_acl_*): version 2, then (tag, perm, id)
+ACL_TAGS = {"user_obj": 0x01, "user": 0x02, "group_obj": 0x04, "group": 0x08, "mask": 0x10,
+            "other": 0x20}  # fmt: skip
+
+
+def acl_xattr(*entries: tuple[str, int, int]) -> bytes:
+    """Entries (tag, perms, id) in the kernel's order; the id only for named users/groups."""
+    out = struct.pack("<I", 2)
+    for tag, perm, ident in entries:
+        out += struct.pack("<HHI", ACL_TAGS[tag], perm, ident if ident >= 0 else 0xFFFFFFFF)
+    return out
+
+
+def acl_tree(root: Path) -> None:
+    """small_tree with ACLs (setfacl is not needed: the xattrs are what it would write):
+    a file readable by user nobody (65534), a directory with a default ACL for group nogroup."""
+    small_tree(root)
+    os.setxattr(
+        root / "readme.txt", "system.posix_acl_access",
+        acl_xattr(("user_obj", 6, -1), ("user", 4, 65534), ("group_obj", 4, -1), ("mask", 4, -1),
+                  ("other", 4, -1)),
+    )  # fmt: skip
+    shared = root / "shared"
+    shared.mkdir()
+    os.setxattr(
+        shared, "system.posix_acl_default",
+        acl_xattr(("user_obj", 7, -1), ("group_obj", 5, -1), ("group", 7, 65534), ("mask", 7, -1),
+                  ("other", 0, -1)),
+    )  # fmt: skip
+    write(shared / "plan.txt", text("plan", 3))  # inherits the default: an access ACL of its own
+
+
+def m_acl_change(root: Path) -> None:
+    """An ACL-only change (ctime moves, so tar stores the file again with its new ACL)."""
+    os.setxattr(
+        root / "readme.txt", "system.posix_acl_access",
+        acl_xattr(("user_obj", 6, -1), ("group_obj", 4, -1), ("group", 6, 65534), ("mask", 6, -1),
+                  ("other", 0, -1)),
+    )  # fmt: skip
+
+
+def acls(root: Path) -> dict[str, dict[str, str]]:
+    """path → {"access"|"default": hex of the system.posix_acl_* xattr}, for entries that have
+    one: what a restore must give back byte for byte."""
+    out: dict[str, dict[str, str]] = {}
+    for p in [root, *sorted(root.rglob("*"))]:
+        if p.is_symlink():
+            continue
+        for kind in ("access", "default"):
+            try:
+                value = os.getxattr(p, f"system.posix_acl_{kind}")
+            except OSError:
+                continue
+            out.setdefault(str(p.relative_to(root)), {})[kind] = value.hex()
+    return out
+
+
 def m_single_file_change(root: Path) -> None:
     write(root, text("single file v2", 100))
 
@@ -435,6 +493,7 @@ def run_scenario(
     engine: str = "tar",
     restore_error: str | None = None,
     lossy: dict[str, list[str]] | None = None,
+    record_acls: bool = False,
 ) -> None:
     container = out / scenario
     shutil.rmtree(container, ignore_errors=True)
@@ -449,6 +508,8 @@ def run_scenario(
         ts = agent.last_ts
         level = next(int(p.name.split("_")[0]) for p in container.glob(f"metadata/*/*/*/*_{ts}"))
         gens.append({"timestamp": ts, "level": level, "flags": flags, "tree": snapshot(source)})
+        if record_acls:
+            gens[-1]["acls"] = acls(source)
         print(f"  {scenario}: level {level} at {ts}", flush=True)
     # Cross-check: what does the real agent restore at each generation's date? Recorded, not
     # asserted: with --always-level upstream may pick a stale generation (NOTES-legacy.md).
@@ -731,6 +792,20 @@ def main() -> None:
                 passphrase=True,
                 notes="encrypted rsyncv2 (one segment per level); agent patched with "
                 f"{RSYNC_PATCH.name} and {CRYPT_PATCH.name} (docs/legacy.md)",
+            )  # fmt: skip
+        if want("tar-gzip-acls"):
+            # The agent never asks tar for ACLs; GNU tar reads TAR_OPTIONS from the environment
+            # the agent passes on, which is the one way an upstream archive gets them.
+            acl_env = dict(env, TAR_OPTIONS="--acls --format=posix")
+            fl = [*inc, "--max-level", "2", "--compression", "gzip"]
+            run_scenario(
+                agent, out, "tar-gzip-acls", "fs", src / "acls",
+                [(None, fl), (m_acl_change, fl)],
+                make=acl_tree,
+                env=acl_env,
+                notes="TAR_OPTIONS='--acls --format=posix' in the agent's environment: pax "
+                "SCHILY.acl.access/default records (the agent itself never passes --acls)",
+                record_acls=True,
             )  # fmt: skip
         if want("tar-gzip-failed-run"):
             fl = [*inc, "--max-level", "3", "--compression", "gzip"]

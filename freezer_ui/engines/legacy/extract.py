@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+from . import acl
 from .errors import CorruptArchive, LegacyError
 from .tarstream import BLKDEV, CHRDEV, FIFO, HARDLINK, SYMLINK, Member
 
@@ -322,6 +323,32 @@ class TreeWriter:
                 os.setxattr(fd, key, value)
             except OSError as e:
                 self.warn(f"{self.source}: extended attribute {key!r} of {m.name!r} not set: {e}")
+        if m.acls is not None:
+            self._acls(m, fd)
+
+    def _acls(self, m: Member, fd: int) -> None:
+        """The member's POSIX ACLs (pax SCHILY.acl.*, an archive made with --acls). Every such
+        member carries its access ACL; a minimal one (the mode bits) removes what the file may
+        have inherited from a default ACL or a directory kept from an earlier level. A
+        directory without a default ACL record has none."""
+        kinds = ("access", "default") if m.is_dir else ("access",)
+        for kind in kinds:
+            name = acl.XATTRS[kind]
+            text = m.acls.get(kind) if m.acls else None
+            try:
+                value = None if text is None else acl.to_xattr(text)
+            except acl.BadACL as e:
+                self.warn(f"{self.source}: {kind} ACL of {m.name!r} not set: {e}")
+                continue
+            try:
+                if value is None:
+                    os.removexattr(fd, name)
+                else:
+                    os.setxattr(fd, name, value)
+            except OSError as e:
+                if value is not None:
+                    self.warn(f"{self.source}: {kind} ACL of {m.name!r} not set: {e}")
+                # nothing to remove, or a filesystem without ACLs: the mode says it all
 
     # ---------------------------------------------------------------- members
 
@@ -466,7 +493,7 @@ class TreeWriter:
             finally:
                 os.close(pfd)
         self.dir_meta[rel] = (m.mode, m.mtime, self._owner(m))
-        if m.xattrs:
+        if m.xattrs or m.acls is not None:
             dfd = self._open_dir(parts, create=False)
             try:
                 self._xattrs(m, dfd)

@@ -56,6 +56,9 @@ class Member:
     uname: str = ""  # owner names; restored in preference to the ids when resolvable, as GNU tar
     gname: str = ""
     xattrs: dict[str, bytes] | None = None  # pax SCHILY.xattr.* records, values as stored
+    # pax SCHILY.acl.access/default ("access"/"default" → ACL text): present, possibly empty,
+    # only in archives made with --acls (every member then has its access ACL)
+    acls: dict[str, str] | None = None
     devmajor: int = 0
     devminor: int = 0
     # For DUMPDIR members: (code, name) pairs, codes Y/N/D (entries) and R/T/X (renames).
@@ -279,6 +282,11 @@ class TarReader:
             uname = pax.get("uname", _decode(_cstr(h[265:297])))
             gname = pax.get("gname", _decode(_cstr(h[297:329])))
             member_xattrs = xattrs or None
+            member_acls = {
+                kind: pax[f"SCHILY.acl.{kind}"]
+                for kind in ("access", "default")
+                if f"SCHILY.acl.{kind}" in pax
+            } or None
             pax, xattrs = {}, {}
             if size < 0:
                 raise CorruptArchive(self.source, f"negative size at tar offset {offset}")
@@ -297,6 +305,7 @@ class TarReader:
                 uname=uname,
                 gname=gname,
                 xattrs=member_xattrs,
+                acls=member_acls,
                 offset=offset,
             )
             if typeflag == DUMPDIR:
