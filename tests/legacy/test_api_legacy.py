@@ -236,3 +236,32 @@ def test_import_job_through_the_agent_core_then_restore_as_ours(world, api, make
         )
         assert agent.poll() == [job]
         assert snapshot(target) == want["tree"], gen.id
+
+
+def test_rsync_v1_backup_through_the_wizard_source_and_the_agent(
+    tmp_path,
+    settings,
+    api,  # noqa: F811
+    make_agent,  # noqa: F811
+):
+    """rsync v1 is handled like rsyncv2 in the product: registered records (engine "rsync"),
+    LegacySource generations and actions, every generation restored by the agent's action."""
+    root = tmp_path / "allowed"
+    shutil.copytree(FIXTURES / "rsync-gzip-inc", root / "freezer")
+    settings.FREEZER_UI_ALLOWED_ROOTS = [str(root)]
+    req = make_request()
+    legacy_register(req, str(root / "freezer"))
+    doc = expected("rsync-gzip-inc")
+    records = _records(req)
+    assert {r.engine_name for r in records} == {"rsync"}
+    assert len(records) == len(doc["generations"])
+    agent = make_agent(allowed_roots=(str(root),))
+    src = LegacySource()
+    gens = src.generations(req, records[0])
+    for gen, want in zip(reversed(gens), doc["generations"], strict=True):
+        target = root / "out" / gen.id
+        action = src.restore_action(req, records[0], gen, [], str(target), "never")
+        assert action["engine_name"] == "rsync"
+        out = legacy_action.restore(_ctx(api, agent, action))
+        assert snapshot(target) == want["tree"], gen.id
+        assert [g["level"] for g in out["generations"]][-1] == want["level"]
