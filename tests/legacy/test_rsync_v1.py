@@ -156,11 +156,13 @@ def _sub_once(old: bytes, new: bytes):
         # a delta for a file no earlier level restored
         (1, _sub_once(b"\x00data/big.bin\x00", b"\x00data/bog.bin\x00"),
          legacy.CorruptArchive, "no earlier level restored"),
+        # no entry at all (it would read as "everything deleted")
+        (2, lambda p: b"", legacy.CorruptArchive, "holds no entry"),
         # garbage after the last record
         (3, lambda p: p + b"7", legacy.TruncatedArchive, "header length"),
     ],
     ids=["cut-data", "cut-header", "no-length", "bad-length", "version", "order", "index",
-         "type", "no-base", "trailing"],
+         "type", "no-base", "empty", "trailing"],
 )  # fmt: skip
 def test_damaged_v1_streams_are_refused(tmp_path, level, edit, error, match) -> None:
     container, data = _damage(tmp_path, level, edit)

@@ -199,6 +199,10 @@ def apply(
     while True:
         start = s.reader.read(1)
         if not start:
+            if first:
+                # every level lists at least the backed-up directory (or file): an empty one
+                # would read as "everything was deleted"
+                raise CorruptArchive(source, "rsync v1 stream holds no entry")
             break
         if first and not start.isdigit():
             raise CorruptArchive(source, "not an rsync v1 stream (no header length)")
