@@ -18,6 +18,11 @@ from typing import Any
 
 from freezer_ui.engines.base import OVERWRITE_POLICIES, RestoreResult, TargetError
 from freezer_ui.engines.safepath import SafeTree, UnsafePath, normalize_selection, split_item_path
+from freezer_ui.engines.tar import restore_workers
+from freezer_ui.engines.tar.restore_workers import WorkerPool
+from freezer_ui.repository.errors import MissingChunk
+from freezer_ui.repository.format import pack_key
+from freezer_ui.storage.local import LocalStorage
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 ZERO_BLOCK = 1024 * 1024
@@ -36,6 +41,19 @@ MAX_QUEUED_FILES = 64
 MAX_QUEUED_BYTES = 64 << 20
 # Chunks read ahead within one multi-chunk file (each up to 4 MiB of plaintext).
 CHUNK_READ_AHEAD = 3
+
+# On local storage, file contents go to worker processes instead (restore_workers.py): one
+# per core, each with the GIL to itself.  A restore smaller than these (by the generation's
+# stats) is not worth two forks.  START: "auto" forks while this process has one thread,
+# else runs fresh interpreters ("exec"); tests force either.
+PROCESSES = 2
+PROCESS_MIN_FILES = 256
+PROCESS_MIN_BYTES = 16 << 20
+START = "auto"
+# A batch handed to a worker closes at this many files or logical bytes: the hand-off and
+# the pack reads (adjacent chunks are read as one span) are per batch, not per file.
+BATCH_FILES = 64
+BATCH_BYTES = 4 << 20
 
 
 def iter_file_data(repo: Any, item: dict) -> Iterator[bytes]:
@@ -111,6 +129,14 @@ class TarRestore:
         # (shown path, size, fd, future) of files handed to the writers, oldest first
         self._queued: deque[tuple[str, int, int, Future[tuple[int, list[str]]]]] = deque()
         self._queued_bytes = 0
+        # Worker processes (local storage): the batch being filled, its descriptors and bytes.
+        self._procs: WorkerPool | None = None
+        self._batch: list[tuple] = []
+        self._batch_fds: list[int] = []
+        self._batch_bytes = 0
+        self._pack_keys: dict[bytes, str] = {}
+        # How file contents were written: "threads", "fork" or "exec" (worker processes).
+        self.writer_mode = "threads"
 
     def run(self) -> RestoreResult:
         t0 = time.monotonic()
@@ -121,10 +147,71 @@ class TarRestore:
         # An existing target keeps its own owner/mode/times under "never"; a target we create
         # gets the source root's.
         self.target_existed = os.path.isdir(self.target)
+        # Before the target is opened and before any thread exists (lock refresher, item
+        # read-ahead): a forked worker then holds no descriptor or lock of the walk's.
+        procs = self._start_processes(gen)
+        if procs is not None:
+            with procs:
+                self._run_processes(gen, procs)
+        else:
+            self._run_threads(gen)
+        self.result.duration = time.monotonic() - t0
+        if self.progress is not None:
+            self.progress.finish()
+        return self.result
+
+    def _open_tree(self) -> SafeTree:
         try:
-            tree = SafeTree(self.target)
+            return SafeTree(self.target)
         except OSError as e:
             raise TargetError(f"cannot use restore target {self.target}: {e.strerror}") from None
+
+    def _start_processes(self, gen: Any) -> WorkerPool | None:
+        if PROCESSES <= 0 or not isinstance(self.repo.storage, LocalStorage):
+            return None  # remote storages keep the threaded path
+        stats = (gen.header or {}).get("stats") or {}
+        try:
+            big = (
+                int(stats.get("files") or 0) >= PROCESS_MIN_FILES
+                or int(stats.get("bytes_total") or 0) >= PROCESS_MIN_BYTES
+            )
+        except (TypeError, ValueError):
+            big = False
+        if not big:
+            return None
+        start = START
+        if start == "auto":
+            start = "fork" if restore_workers.can_fork() else "exec"
+        try:
+            procs = WorkerPool(self.repo, PROCESSES, start)
+        except OSError:
+            return None  # no process to spare (EAGAIN, ENOMEM): the threads do the work
+        self.writer_mode = start
+        return procs
+
+    def _run_processes(self, gen: Any, procs: WorkerPool) -> None:
+        tree = self._open_tree()
+        # A shared lock: backups may run alongside, but no prune removes packs under us.
+        with tree, self.repo.lock(exclusive=False):
+            self._procs = procs
+            try:
+                self._restore_items(tree, gen.items())
+                self._flush()
+                # Directory metadata does not depend on the file contents still being
+                # written (only through descriptors): set it while the workers finish.
+                self._finish_dirs(tree)
+                while procs.pending:
+                    self._apply(procs.wait_one())
+            finally:
+                self._procs = None
+                # After an error, files of a batch not handed over stay empty, as a failed
+                # write leaves them; the pool's exit kills the workers.
+                for fd in self._batch_fds:
+                    os.close(fd)
+                self._batch, self._batch_fds, self._batch_bytes = [], [], 0
+
+    def _run_threads(self, gen: Any) -> None:
+        tree = self._open_tree()
         # A shared lock: backups may run alongside, but no prune removes packs under us.
         with tree, self.repo.lock(exclusive=False):
             with ThreadPoolExecutor(WRITERS, thread_name_prefix="fzui-restore") as pool:
@@ -143,10 +230,6 @@ class TarRestore:
                     self._queued.clear()
                     self._pool = None
             self._finish_dirs(tree)
-        self.result.duration = time.monotonic() - t0
-        if self.progress is not None:
-            self.progress.finish()
-        return self.result
 
     # -- items --------------------------------------------------------------------------------
 
@@ -255,6 +338,9 @@ class TarRestore:
         return True
 
     def _file(self, parent: int, name: str, parts: tuple[str, ...], item: dict, shown: str) -> None:
+        if self._procs is not None:
+            self._file_to_batch(parent, name, parts, item, shown)
+            return
         if self._pool is None:
             fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
             self.written_files[shown] = parts
@@ -280,6 +366,82 @@ class TarRestore:
             len(self._queued) > MAX_QUEUED_FILES or self._queued_bytes > MAX_QUEUED_BYTES
         ):
             self._collect_one()
+
+    # -- worker processes -----------------------------------------------------------------------
+
+    def _file_to_batch(
+        self, parent: int, name: str, parts: tuple[str, ...], item: dict, shown: str
+    ) -> None:
+        fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+        self.written_files[shown] = parts
+        try:
+            job = self._job(item, shown)
+        except BaseException:
+            os.close(fd)  # malformed or missing chunk: the file stays empty
+            raise
+        self._batch.append(job)
+        self._batch_fds.append(fd)
+        self._batch_bytes += job[1]
+        if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+            self._flush()
+
+    def _job(self, item: dict, shown: str) -> tuple:
+        """What a worker needs for one file (see restore_workers): the chunk locations are
+        looked up here, where the index is, so workers need none."""
+        size = int(item.get("size", 0))
+        refs = []
+        for cid, n in item.get("chunks") or []:
+            pack_id, offset, length, csize = self._locate(cid)
+            key = self._pack_keys.get(pack_id)
+            if key is None:
+                key = self._pack_keys[pack_id] = pack_key(pack_id)
+            refs.append((key, offset, length, csize, cid, n))
+        extents = item.get("sparse")
+        if extents is not None:
+            extents = [(off, length) for off, length in extents]
+        if self.is_root:
+            uid, gid = int(item.get("uid", -1)), int(item.get("gid", -1))
+        else:
+            uid = gid = -1
+        xattrs = item.get("xattrs") or None
+        meta = (int(item.get("mode", 0o644)) & 0o7777, uid, gid, xattrs, _times(item))
+        return (shown, size, refs, extents, meta)
+
+    def _locate(self, cid: bytes) -> tuple[bytes, int, int, int]:
+        # As Repository.read_chunk: one index reload before a chunk counts as missing.
+        loc = self.repo.index.by_chunk.get(cid)
+        if loc is None:
+            self.repo.refresh_index()
+            loc = self.repo.index.by_chunk.get(cid)
+            if loc is None:
+                raise MissingChunk(f"chunk {cid.hex()} is not in the repository")
+        return loc  # type: ignore[no-any-return]
+
+    def _flush(self) -> None:
+        """Hand the batch to a worker (waiting while every worker has enough queued)."""
+        procs = self._procs
+        if not self._batch or procs is None:
+            return
+        while procs.full():
+            self._apply(procs.wait_one())
+        batch, fds = self._batch, self._batch_fds
+        self._batch, self._batch_fds, self._batch_bytes = [], [], 0
+        try:
+            procs.submit(batch, fds)
+        finally:
+            # The kernel holds its own references for the message: ours can go now.
+            for fd in fds:
+                os.close(fd)
+
+    def _apply(self, outcomes: list[tuple[str, tuple]]) -> None:
+        r = self.result
+        for _shown, outcome in outcomes:
+            if outcome[0] == "ok":
+                self._record(outcome[1], outcome[2])
+            elif outcome[0] == "warn":
+                r.warnings.append(outcome[1])
+            else:
+                r.rejected.append(outcome[1])
 
     def _write_file(self, fd: int, item: dict, shown: str) -> tuple[int, list[str]]:
         """Content and metadata of a created file, then close it (in a writer thread).
