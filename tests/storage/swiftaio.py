@@ -51,8 +51,8 @@ SERVERS = ("account", "container", "object", "proxy")
 USERS = (("test", "tester", "testing"), ("test2", "tester2", "testing2"))
 
 # Small server-side limits, so paging and the size refusal are exercised with little data:
-# a listing of 120 objects takes three pages, and an object just over 16 MiB is refused.
-CONTAINER_LISTING_LIMIT = 50
+# a listing of 50 objects takes three pages, and an object just over 16 MiB is refused.
+CONTAINER_LISTING_LIMIT = 20
 MAX_FILE_SIZE = 16 << 20
 
 
@@ -94,7 +94,69 @@ class SwiftAIO:
 
     workdir: Path
     proxy_port: int
+    values: dict[str, str | int] = field(default_factory=dict)  # the config placeholders
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    keystone_proxy_port: int | None = None
+
+    def _spawn(self, name: str, template: str, main: str) -> int:
+        """Start one server from its config template; return its port."""
+        swift_dir = self.workdir / "etc"
+        conf = _render(template, swift_dir, self.values)
+        with open(self.workdir / "log" / f"{name}.log", "wb") as log:
+            self.procs[name] = subprocess.Popen(
+                [
+                    str(SWIFT_VENV / "bin" / "python"),
+                    "-c",
+                    _LAUNCH,
+                    str(swift_dir / "swift.conf"),
+                    main,
+                    str(conf),
+                    "-v",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # own process group: a Ctrl-C of pytest must not hit the servers first, stop()
+                # ends them in order
+                start_new_session=True,
+            )
+        return int(self.values[f"{name.upper().replace('-', '_')}_PORT"])
+
+    def start_keystone_proxy(
+        self, keystone_url: str, admin: str, password: str, project: str, timeout: float = 60.0
+    ) -> str:
+        """Start a second proxy that takes Keystone tokens (keystonemiddleware ``authtoken`` +
+        Swift's ``keystoneauth``) in front of the same servers; return its base URL, for the
+        object-store endpoint ``{url}/v1/AUTH_$(project_id)s`` of Keystone's catalog.
+        ``admin``/``password``/``project``: the service credentials authtoken validates with.
+        """
+        probe = subprocess.run(
+            [str(SWIFT_VENV / "bin" / "python"), "-c", "import keystonemiddleware.auth_token"],
+            capture_output=True,
+            timeout=60,
+        )
+        if probe.returncode != 0:
+            raise SwiftUnavailable(
+                f"keystonemiddleware is not installed in {SWIFT_VENV}: "
+                f"{SWIFT_VENV}/bin/pip install keystonemiddleware"
+            )
+        if self.keystone_proxy_port is None:
+            self.values.update(
+                {
+                    "PROXY_KEYSTONE_PORT": _free_port(),
+                    "KEYSTONE_URL": keystone_url,
+                    "KEYSTONE_ADMIN": admin,
+                    "KEYSTONE_ADMIN_PASSWORD": password,
+                    "KEYSTONE_ADMIN_PROJECT": project,
+                }
+            )
+            port = self._spawn("proxy-keystone", "proxy-keystone.conf", _MAIN["proxy"])
+            try:
+                _wait_port(port, self.procs["proxy-keystone"], time.monotonic() + timeout, self)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}\n{self.log('proxy-keystone')[-3000:]}") from None
+            self.keystone_proxy_port = port
+        return f"http://127.0.0.1:{self.keystone_proxy_port}"
 
     @property
     def endpoint(self) -> str:
@@ -130,15 +192,15 @@ class SwiftAIO:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.terminate()
-        for name, proc in self.procs.items():
+        for proc in self.procs.values():
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 # a server that ignores SIGTERM must still not outlive the tests
                 proc.kill()
                 proc.wait(timeout=10)
-            del name
         self.procs.clear()
+        self.keystone_proxy_port = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -252,30 +314,11 @@ def start(base: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> 
         _ring_builder(swift_dir, builder, "create", "6", "1", "1")
         _ring_builder(swift_dir, builder, "add", f"r1z1-127.0.0.1:{ports[server]}/d1", "100")
         _ring_builder(swift_dir, builder, "rebalance")
-    aio = SwiftAIO(workdir=workdir, proxy_port=ports["proxy"])
+    aio = SwiftAIO(workdir=workdir, proxy_port=ports["proxy"], values=values)
     atexit.register(aio.stop)
     try:
         for server in SERVERS:
-            conf = _render(f"{server}-server.conf", swift_dir, values)
-            log = open(logs / f"{server}.log", "wb")  # noqa: SIM115 - the child keeps it
-            with log:
-                aio.procs[server] = subprocess.Popen(
-                    [
-                        str(SWIFT_VENV / "bin" / "python"),
-                        "-c",
-                        _LAUNCH,
-                        str(swift_dir / "swift.conf"),
-                        _MAIN[server],
-                        str(conf),
-                        "-v",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    # own process group: a Ctrl-C of pytest must not hit the servers first,
-                    # stop() ends them in order
-                    start_new_session=True,
-                )
+            aio._spawn(server, f"{server}-server.conf", _MAIN[server])
         deadline = time.monotonic() + timeout
         for server in SERVERS:
             _wait_port(ports[server], aio.procs[server], deadline, aio)

@@ -5,6 +5,7 @@ Skipped, with the install command, only when Swift's binaries are absent.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import urllib.request
@@ -244,11 +245,11 @@ def test_listing_pages_with_a_small_limit(aio: swiftaio.SwiftAIO, swift_env: Non
 
 
 def test_listing_pages_at_the_clusters_limit(aio: swiftaio.SwiftAIO, swift_env: None) -> None:
-    """The cluster caps listings at 50 names (swift.conf in swiftaio) and answers 412 to a
+    """The cluster caps listings at 20 names (swift.conf in swiftaio) and answers 412 to a
     larger limit: the storage reads the cap from /info and pages at it."""
     container = _container()
     s = SwiftStorage(container, **aio.credentials())  # asks for 10,000 by default
-    n = 2 * swiftaio.CONTAINER_LISTING_LIMIT + 20
+    n = 2 * swiftaio.CONTAINER_LISTING_LIMIT + swiftaio.CONTAINER_LISTING_LIMIT // 2
     for i in range(n):
         s.put(f"k{i:04d}", [b"v"])
     before = _requests(aio, "GET", container)
@@ -406,6 +407,111 @@ def test_settings_from_env_prefers_keystone_and_never_mixes() -> None:
         "project_name": "demo",
         "region_name": "RegionOne",
     }
+
+
+# -- Keystone v3 ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keystone(aio: swiftaio.SwiftAIO, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Keystone (the demo's: sqlite, fernet, users demo/other) whose catalog names a
+    Keystone-authenticated proxy of the all-in-one as the object-store endpoint."""
+    from demo import keystone as demo_keystone
+
+    manage = Path(sys.executable).parent / "keystone-manage"
+    if not manage.exists():
+        pytest.skip(f"Keystone is not installed ({manage} missing): pip install -e '.[demo]'")
+    server = demo_keystone.KeystoneServer(
+        tmp_path_factory.mktemp("keystone"), demo_keystone.free_port()
+    )
+    server.setup()
+    server.start()
+    try:
+        server.provision()
+        admin = demo_keystone.ADMIN
+        try:
+            proxy = aio.start_keystone_proxy(
+                server.url, admin.username, admin.password, admin.project
+            )
+        except swiftaio.SwiftUnavailable as exc:
+            pytest.skip(str(exc))
+        from keystoneclient.v3 import client
+
+        ks = client.Client(session=server.admin_session(), interface="public")
+        service = ks.services.create(name="swift", type="object-store")
+        for interface in ("public", "internal"):
+            ks.endpoints.create(
+                service=service,
+                url=proxy + "/v1/AUTH_$(project_id)s",
+                interface=interface,
+                region=demo_keystone.REGION,
+            )
+        yield server
+    finally:
+        server.stop()
+
+
+def _keystone_env(monkeypatch: pytest.MonkeyPatch, keystone: Any, user: str) -> None:
+    for name in _ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OS_AUTH_URL", keystone.url)
+    monkeypatch.setenv("OS_USERNAME", user)
+    monkeypatch.setenv("OS_PASSWORD", user)  # the demo accounts' password is their name
+    monkeypatch.setenv("OS_PROJECT_NAME", user)
+    monkeypatch.setenv("OS_USER_DOMAIN_NAME", "Default")
+    monkeypatch.setenv("OS_PROJECT_DOMAIN_NAME", "Default")
+    monkeypatch.setenv("OS_REGION_NAME", "RegionOne")
+    monkeypatch.setitem(STORAGE_TABLE, "swift", SwiftStorage)
+
+
+@pytest.mark.slow  # starts a real Keystone (db_sync, bootstrap) once per module
+def test_keystone_v3_from_the_openrc_environment(
+    keystone: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = _container()
+    _keystone_env(monkeypatch, keystone, "demo")
+    s = get_storage(f"swift://{container}")
+    s.put("k", [b"demo's"])
+    assert get_storage(s.url).get_bytes("k") == b"demo's"
+    # the endpoint came from the catalog: the object lives in the demo project's account, and
+    # the other project's account has no such object under the same container name
+    _keystone_env(monkeypatch, keystone, "other")
+    other = get_storage(f"swift://{container}")
+    assert not other.exists("k") and list(other.list()) == []
+
+
+@pytest.mark.slow
+def test_keystone_wrong_password_is_a_clear_storage_error(
+    keystone: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keystone_env(monkeypatch, keystone, "demo")
+    s = get_storage(f"swift://{_container()}", password="wrong")
+    with pytest.raises(StorageError, match="Keystone authentication failed") as info:
+        s.exists("k")
+    assert type(info.value) is StorageError and "wrong" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_keystone_session_and_its_token(keystone: Any) -> None:
+    """Horizon hands over the user's keystoneauth session; an agent may get a token alone."""
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(
+        auth_url=keystone.url,
+        username="demo",
+        password="demo",
+        project_name="demo",
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
+    sess = ks_session.Session(auth=auth)
+    container = _container()
+    SwiftStorage(container, session=sess).put("k", [b"v"])
+    token = sess.get_token()
+    url = sess.get_endpoint(service_type="object-store", interface="public")
+    assert url.endswith("/v1/AUTH_" + keystone.accounts["demo"].project_id)
+    assert SwiftStorage(container, token=token, storage_url=url).get_bytes("k") == b"v"
 
 
 # -- a repository on Swift --------------------------------------------------------------------
