@@ -64,6 +64,8 @@ _F_GETPIPE_SZ = 1032
 _PR_SET_PDEATHSIG = 1
 
 _HEAD = struct.Struct("<I")
+_fadvise = getattr(os, "posix_fadvise", None)
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 
 # end-of-file record statuses
 OK, CANNOT_OPEN, READ_ERROR = 0, 1, 2
@@ -213,12 +215,27 @@ def _serve(
             msg = jobs.recv_bytes()
         except EOFError:
             return  # the backup closed our pipe (done or aborted), or it died
-        for path, dev, size, blocks, large in msgpack.unpackb(msg):
-            events = _XattrEvents()
+        batch = msgpack.unpackb(msg)
+        # Open the batch's files first and ask the kernel to read the small ones ahead: with
+        # cold caches the reads then overlap on the disk instead of waiting one by one
+        # (profile: the read of small files was ~1/3 of a worker's time).
+        opened: list[int | OSError] = []
+        for path, _dev, size, _blocks, large in batch:
             try:
                 fd = open_for_read(path)
             except OSError as e:
-                out.records.append([CANNOT_OPEN, e.errno or 0, e.strerror or str(e)])
+                opened.append(e)
+                continue
+            opened.append(fd)
+            if not large and size > 0 and _fadvise is not None:
+                try:
+                    _fadvise(fd, 0, 0, _WILLNEED)
+                except OSError:
+                    pass
+        for (_path, dev, size, blocks, large), fd in zip(batch, opened, strict=True):
+            events = _XattrEvents()
+            if isinstance(fd, OSError):
+                out.records.append([CANNOT_OPEN, fd.errno or 0, fd.strerror or str(fd)])
                 continue
             try:
                 extents = None
