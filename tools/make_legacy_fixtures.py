@@ -544,31 +544,38 @@ def run_scenario(
     (out / f"{scenario}.expected.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
-def perf(work: Path, env: dict[str, str]) -> None:
-    """Time our restore against the agent's own on a 200 MB tree (docs/legacy.md, "Speed")."""
+def perf(work: Path, env: dict[str, str], agent: Agent | None = None, dirs: int = 20) -> None:
+    """Time our restore against the agent's own on a ``dirs`` × 10 MB tree (200 MB by default;
+    docs/legacy.md, "Speed"); ``agent``: the rsync v1 agent (its own venv) instead of tar."""
     from freezer_ui.engines import legacy
 
     base = work / "perf"
     shutil.rmtree(base, ignore_errors=True)
     src = base / "src"
-    for d in range(20):
-        for f in range(50):  # half incompressible, half zeros: 1000 files of 200 kB
+    for d in range(dirs):
+        for f in range(50):  # half incompressible, half zeros: 50 files of 200 kB per dir
             write(
                 src / f"d{d}" / f"f{f}.bin", blob(f"{d}-{f}", 200_000) if f % 2 else bytes(200_000)
             )
-    agent = Agent(work, env)
+    engine = "tar" if agent is None else "rsync"
+    agent = agent or Agent(work, env)
+    env = agent.env
     t = time.monotonic()
-    agent.backup(base / "c", src, "perf", ["--compression", "gzip"], env)
-    print(f"agent backup (level 0, gzip): {time.monotonic() - t:.1f} s")
+    agent.backup(base / "c", src, "perf", ["--compression", "gzip"], env, engine)
+    print(f"agent backup ({engine}, level 0, gzip): {time.monotonic() - t:.1f} s")
     t = time.monotonic()
-    r = agent.restore(base / "c", "perf", base / "upstream", agent.last_ts, [], env)
+    r = agent.restore(base / "c", "perf", base / "upstream", agent.last_ts, [], env, engine)
     print(f"agent restore: {time.monotonic() - t:.1f} s (exit {r.returncode if r else 'hung'})")
-    for label, paths in (("full", None), ("one file", ["d7/f3.bin"])):
+    for label, paths in (("full", None), ("one file", [f"d{dirs // 3}/f3.bin"])):
         out = base / f"ours-{len(paths or [])}"
-        t = time.monotonic()
+        t, c = time.monotonic(), os.times()
         res = legacy.restore(base / "c", f"{HOST}_perf", out, paths=paths)
-        dt = time.monotonic() - t
-        print(f"our restore, {label}: {dt:.1f} s, {res.stats.files} files, {res.stats.bytes} bytes")
+        dt, c2 = time.monotonic() - t, os.times()
+        cpu = (c2.user - c.user, c2.system - c.system)
+        print(
+            f"our restore, {label}: {dt:.1f} s wall {cpu[0]:.1f} user {cpu[1]:.1f} sys, "
+            f"{res.stats.files} files, {res.stats.bytes} bytes"
+        )
     stored = sum(p.stat().st_size for p in (base / "c").rglob("data") if p.is_file())
     print(f"stored: {stored} bytes")
     shutil.rmtree(base, ignore_errors=True)
@@ -587,6 +594,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "tests" / "legacy" / "fixtures")
     ap.add_argument("--only", nargs="*", help="scenario names to (re)generate")
     ap.add_argument("--perf", action="store_true", help="time restores instead (no fixtures)")
+    ap.add_argument(
+        "--perf-rsync-v1",
+        type=int,
+        metavar="DIRS",
+        help="the same with the patched rsync v1 agent on DIRS × 10 MB (its checksums are pure "
+        "Python: 2 is 20 MB)",
+    )
     args = ap.parse_args()
     work: Path = args.work.resolve()
     out: Path = args.out.resolve()
@@ -605,6 +619,11 @@ def main() -> None:
         agent = Agent(work, env)
         if args.perf:
             perf(work, env)
+            return
+        if args.perf_rsync_v1:
+            ensure_venv(work, "venv-rsync-v1-patched", (RSYNC_V1_PATCH, CRYPT_PATCH))
+            v1env = dict(env, PATH=f"{work / 'venv-rsync-v1-patched' / 'bin'}:{os.environ['PATH']}")
+            perf(work, v1env, Agent(work, v1env, "venv-rsync-v1-patched"), args.perf_rsync_v1)
             return
         inc = ["--incremental"]
 
