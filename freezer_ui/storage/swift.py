@@ -397,6 +397,7 @@ class SwiftStorage(Storage):
             # A streamed body cannot be replayed, and swiftclient's retry would replace the real
             # error with "no ability to reset contents": no retries for this one request.
             retries, conn.retries = conn.retries, 0
+            etag = None
             try:
                 etag = conn.put_object(
                     self.container,
@@ -406,15 +407,19 @@ class SwiftStorage(Storage):
                     content_type="application/octet-stream",
                 )
             except BaseException as exc:
-                if upload.error is not None:
-                    raise upload.error from None  # the source's own exception, unchanged
-                if isinstance(exc, ClientException) and exc.http_status in (409, 412):
-                    raise ObjectExists(key) from None
-                if isinstance(exc, Exception):
-                    raise self._error(exc, key, "put") from exc
-                raise
+                if upload.error is None:
+                    if isinstance(exc, ClientException) and exc.http_status in (409, 412):
+                        raise ObjectExists(key) from None
+                    if isinstance(exc, Exception):
+                        raise self._error(exc, key, "put") from exc
+                    raise
             finally:
                 conn.retries = retries
+            if upload.error is not None:
+                # The source's own exception, unchanged: raised outside the except block so
+                # that neither its __context__ nor its __cause__ is rewritten.
+                raise upload.error
+            assert etag is not None
             self._verify(conn, name, key, put_id, etag, upload)
         return upload.size
 

@@ -270,6 +270,16 @@ def test_prefix_in_url_keeps_keys_under_it(aio: swiftaio.SwiftAIO, swift_env: No
     assert names == ["repos/one/config", "repos/two/config"]
 
 
+def test_keys_with_characters_urls_must_escape(storage: SwiftStorage) -> None:
+    key = "dir/ünï cødé ✓?#%&+;=.txt"
+    storage.put(key, [b"v"])
+    assert storage.get_bytes(key) == b"v"
+    assert storage.get_range(key, 0, 1) == b"v"
+    assert [o.key for o in storage.list("dir/ü")] == [key]
+    storage.delete(key)
+    assert not storage.exists(key)
+
+
 def test_foreign_names_are_not_listed(aio: swiftaio.SwiftAIO, storage: SwiftStorage) -> None:
     storage.put("mine", [b"x"])
     _raw(aio).put_object(storage.container, ".hidden", b"y")
