@@ -643,8 +643,10 @@ class SSHStorage(Storage):
                 except FileNotFoundError:
                     continue  # no such prefix, or removed while listing
                 for e in entries:
-                    if e.filename.startswith("."):
-                        continue  # temp files of puts in progress
+                    if e.filename.startswith(".") or "/" in e.filename:
+                        # temp files of puts in progress; and a name with a "/" can only come
+                        # from a broken or hostile server: it is no key of ours
+                        continue
                     mode = e.st_mode or 0
                     if stat.S_ISDIR(mode):
                         todo.append((posixpath.join(directory, e.filename), rel + e.filename + "/"))

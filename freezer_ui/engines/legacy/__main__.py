@@ -1,15 +1,20 @@
 """``python -m freezer_ui.engines.legacy ls|restore ...``: list/restore upstream Freezer backups.
 
-    python -m freezer_ui.engines.legacy ls CONTAINER [--json]
+    python -m freezer_ui.engines.legacy ls CONTAINER [--json] [--spool-dir DIR]
     python -m freezer_ui.engines.legacy restore CONTAINER BACKUP --target DIR
         [--at YYYY-MM-DDTHH:MM:SS] [--passphrase-file F] [--engine tar]
-        [--path REL ...] [--no-owners]
+        [--path REL ...] [--no-owners] [--spool-dir DIR]
     python -m freezer_ui.engines.legacy import CONTAINER BACKUP --repo URL
         [--passphrase-file F] [--repo-passphrase-file F] [--engine tar] [--work-dir DIR]
+        [--spool-dir DIR]
 
-BACKUP is ``<host>_<name>`` as in the container's paths (or the backup name alone when it is
-unambiguous). Dates are UTC, as freezer 19.0's --restore-from-date. Exit status: 0 on success,
-1 on any error (one line on stderr), 2 on bad usage.
+CONTAINER is a local directory or a storage URL (``ssh://user@host:port/path?key=...``, any
+scheme of ``freezer_ui.storage``): a remote container's metadata is mirrored into a spool
+directory (``--spool-dir``, default $TMPDIR) and only the data of the generations applied is
+fetched (engines/legacy/remote.py). BACKUP is ``<host>_<name>`` as in the container's paths
+(or the backup name alone when it is unambiguous). Dates are UTC, as freezer 19.0's
+--restore-from-date. Exit status: 0 on success, 1 on any error (one line on stderr), 2 on
+bad usage.
 """
 
 from __future__ import annotations
@@ -18,15 +23,56 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
-from .discovery import discover, find_backup
+from .discovery import LegacyBackup, discover, find_backup
 from .errors import LegacyError
 from .restore import restore
 
 
+class _Local:
+    """A local container directory, with the same three verbs as remote.RemoteContainer."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def discover(self) -> list[LegacyBackup]:
+        return discover(self.path)
+
+    def restore(self, backup: LegacyBackup, target: str, **kwargs: Any) -> Any:
+        return restore(self.path, backup, target, **kwargs)
+
+    def import_backup(self, backup: LegacyBackup, repo: Any, **kwargs: Any) -> Any:
+        from .importer import import_backup
+
+        return import_backup(self.path, backup, repo, **kwargs)
+
+
+@contextmanager
+def _container(args: argparse.Namespace) -> Iterator[Any]:
+    from .remote import RemoteContainer, is_storage_url
+
+    if not is_storage_url(args.container):
+        yield _Local(args.container)
+        return
+    from freezer_ui.storage import StorageError, get_storage
+
+    try:
+        storage = get_storage(args.container)
+    except StorageError as e:
+        raise LegacyError(f"{args.container}: {e}") from e
+    try:
+        with RemoteContainer(storage, args.spool_dir) as rc:
+            yield rc
+    finally:
+        storage.close()
+
+
 def _ls(args: argparse.Namespace) -> int:
-    backups = discover(args.container)
+    with _container(args) as c:
+        backups = c.discover()
     if args.json:
         doc = [
             {
@@ -59,17 +105,17 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    backup = find_backup(discover(args.container), args.backup, args.engine)
-    res = restore(
-        args.container,
-        backup,
-        args.target,
-        at=args.at,
-        passphrase_file=args.passphrase_file,
-        warn=lambda m: print(f"warning: {m}", file=sys.stderr),
-        paths=args.path,
-        owners=False if args.no_owners else None,
-    )
+    with _container(args) as c:
+        backup = find_backup(c.discover(), args.backup, args.engine)
+        res = c.restore(
+            backup,
+            args.target,
+            at=args.at,
+            passphrase_file=args.passphrase_file,
+            warn=lambda m: print(f"warning: {m}", file=sys.stderr),
+            paths=args.path,
+            owners=False if args.no_owners else None,
+        )
     s = res.stats
     levels = ", ".join(f"level {g.level} @ {g.time:%Y-%m-%dT%H:%M:%SZ}" for g in res.generations)
     print(f"restored {res.backup} into {res.target}: {levels}")
@@ -89,28 +135,26 @@ def _import(args: argparse.Namespace) -> int:
     from freezer_ui.repository import Repository, RepositoryError
     from freezer_ui.storage.registry import get_storage
 
-    from .importer import import_backup
-
     passphrase = os.environ.get(REPO_PASSPHRASE_ENV) or None
     if args.repo_passphrase_file:
         # As the other commands read it: the whole file, one trailing newline dropped; never
         # from argv, where ps would show it.
         with open(args.repo_passphrase_file, encoding="utf-8") as f:
             passphrase = f.read().rstrip("\r\n")
-    backup = find_backup(discover(args.container), args.backup, args.engine)
-    try:
-        repo = Repository.open(get_storage(args.repo), passphrase=passphrase)
-    except RepositoryError as e:
-        print(f"error: repository {args.repo}: {e}", file=sys.stderr)
-        return 1
-    res = import_backup(
-        args.container,
-        backup,
-        repo,
-        passphrase_file=args.passphrase_file,
-        work_dir=args.work_dir,
-        log=lambda m: print(f"  {m}"),
-    )
+    with _container(args) as c:
+        backup = find_backup(c.discover(), args.backup, args.engine)
+        try:
+            repo = Repository.open(get_storage(args.repo), passphrase=passphrase)
+        except RepositoryError as e:
+            print(f"error: repository {args.repo}: {e}", file=sys.stderr)
+            return 1
+        res = c.import_backup(
+            backup,
+            repo,
+            passphrase_file=args.passphrase_file,
+            work_dir=args.work_dir,
+            log=lambda m: print(f"  {m}"),
+        )
     print(
         f"{res.backup} -> {args.repo}: {len(res.new)} generations imported, "
         f"{len(res.skipped)} already there"
@@ -127,15 +171,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m freezer_ui.engines.legacy",
         description="List, restore and import backups written by the upstream Freezer agent "
-        "(tar and rsyncv2 engines, local storage layout).",
+        "(tar and rsyncv2 engines; a local container directory or a storage URL such as "
+        "ssh://user@host:port/path?key=F&known_hosts=F).",
     )
+    container_help = "local container directory, or a storage URL (ssh://..., local://...)"
+    spool_help = "where a remote container's metadata and fetched data go (default: $TMPDIR)"
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("ls", help="list backups, chains and generations")
-    p.add_argument("container")
+    p.add_argument("container", help=container_help)
+    p.add_argument("--spool-dir", help=spool_help)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ls)
     p = sub.add_parser("restore", help="restore a backup as it was at a date")
-    p.add_argument("container")
+    p.add_argument("container", help=container_help)
+    p.add_argument("--spool-dir", help=spool_help)
     p.add_argument("backup", help="<host>_<name>, or the backup name alone")
     p.add_argument("--target", required=True, help="new or empty directory")
     p.add_argument("--at", help="YYYY-MM-DDTHH:MM:SS in UTC, or Unix seconds (default: latest)")
@@ -154,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import",
         help="convert a backup into generations of a freezer-ui repository (one per level)",
     )
-    p.add_argument("container")
+    p.add_argument("container", help=container_help)
+    p.add_argument("--spool-dir", help=spool_help)
     p.add_argument("backup", help="<host>_<name>, or the backup name alone")
     p.add_argument("--repo", required=True, help="URL (or local path) of an existing repository")
     p.add_argument("--passphrase-file", help="the file given to freezer's --encrypt-pass-file")
