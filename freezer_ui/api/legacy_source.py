@@ -25,6 +25,14 @@ FORMAT = "freezer-legacy"
 ENGINES = {"tar": "tar", "rsync": "rsync", "rsyncv2": "rsync"}
 
 
+def _encrypted(meta: dict[str, Any]) -> bool | None:
+    """True/False as ``legacy_register`` records it (from the container's metadata); None for a
+    record the upstream agent wrote itself: freezer 19.0.0's job reports no encryption flag
+    (``freezer/job.py``), so the wizard offers a key without requiring one."""
+    value = meta.get("encrypted")
+    return None if value is None else bool(value)
+
+
 class LegacySource(RestoreSource):
     name = "freezer_legacy"
     label = _("Upstream Freezer")
@@ -73,7 +81,7 @@ class LegacySource(RestoreSource):
                 level=level,
                 size=record.stored_bytes if record.size is None else record.size,
                 files=record.files,
-                extra={"format": FORMAT, "encrypted": bool(self._meta(record).get("encrypted"))},
+                extra={"format": FORMAT, "encrypted": _encrypted(self._meta(record))},
             )
             gens.setdefault(gen.id, gen)
         return sorted(gens.values(), key=lambda g: (g.time, g.backup_id), reverse=True)

@@ -26,13 +26,15 @@ T0, T1 = 1893492000, 1893495600  # 2030-01-01 10:00 and 11:00 UTC
 
 
 def legacy_record(backup_id, time_stamp, level, encrypted):
-    """A record as ``legacy_register`` writes it for one upstream Freezer generation."""
+    """A record as ``legacy_register`` writes it for one upstream Freezer generation; with
+    ``encrypted=None`` as the upstream agent writes its own (no flag, no ``freezer_legacy``)."""
     doc = copy.deepcopy(helpers.BACKUP_DOC)
     doc["backup_id"] = backup_id
     meta = doc["backup_metadata"]
     del meta["generation_id"]
+    if encrypted is not None:
+        meta.update(freezer_legacy=True, encrypted=encrypted)
     meta.update(
-        freezer_legacy=True,
         backup_name="fs",
         hostname="legacyhost",
         container="/srv/freezer",
@@ -41,7 +43,6 @@ def legacy_record(backup_id, time_stamp, level, encrypted):
         level_zero_timestamp=T0,
         curr_backup_level=level,
         level=level,
-        encrypted=encrypted,
     )
     return resources.Backup(doc)
 
@@ -157,3 +158,18 @@ class LegacyKeyTests(helpers.TestCase):
         self.assertEqual(self.post().status_code, 302)
         (call,) = self.mock_job_create.call_args_list
         self.assertNotIn("passphrase_ref", call.args[1]["job_actions"][0]["freezer_action"])
+
+    @create_mocks({api_freezer: ["backup_get", "backup_list", "client_list", "job_create"]})
+    def test_a_record_that_does_not_say_offers_the_key_without_requiring_it(self):
+        # freezer 19.0.0's own records carry no encryption flag (freezer/job.py).
+        self.mock_series(encrypted=None)
+        res = self.client.get(WIZARD_URL + "?backup_id=l-1")
+        field = self.target_action(res).fields["passphrase_ref"]
+        self.assertIn("does not say whether", str(field.help_text))
+        self.mock_job_create.return_value = "job-1"
+        self.assertEqual(self.post().status_code, 302)
+        self.assertEqual(self.post(passphrase_ref="old-freezer").status_code, 302)
+        first, second = (c.args[1]["job_actions"][0]["freezer_action"]
+                         for c in self.mock_job_create.call_args_list)  # fmt: skip
+        self.assertNotIn("passphrase_ref", first)
+        self.assertEqual(second["passphrase_ref"], "old-freezer")

@@ -300,7 +300,14 @@ def is_encrypted(gen):
     """Whether restoring ``gen`` needs a key the action must name: a source marks such
     generations (an upstream Freezer backup's record says ``encrypted``). Our own encrypted
     repositories need nothing here: their records already name their key."""
-    return bool(getattr(gen, "extra", None) and gen.extra.get("encrypted"))
+    return (getattr(gen, "extra", None) or {}).get("encrypted") is True
+
+
+def may_need_key(gen):
+    """Encrypted, or a source that cannot tell (``encrypted: None``: a record the upstream
+    agent wrote itself carries no encryption flag): the key field is offered, not required."""
+    extra = getattr(gen, "extra", None) or {}
+    return "encrypted" in extra and extra["encrypted"] is not False
 
 
 def key_choices(request):
@@ -348,8 +355,14 @@ class SelectTargetAction(workflows.Action):
     def __init__(self, request, context, *args, **kwargs):
         self.restore_context = context
         super().__init__(request, context, *args, **kwargs)
-        if any(is_encrypted(g) for g in context.get("generations") or []):
+        gens = context.get("generations") or []
+        if any(may_need_key(g) for g in gens):
             self.fields["passphrase_ref"].choices = key_choices(request)
+            if not any(is_encrypted(g) for g in gens):
+                self.fields["passphrase_ref"].help_text = _(
+                    "The upstream agent's record does not say whether this backup is "
+                    "encrypted: if it is, pick the key holding its passphrase (Keys panel)."
+                )
         else:
             del self.fields["passphrase_ref"]
 
@@ -500,11 +513,11 @@ class RestoreWizard(workflows.Workflow):
             context["target"],
             context["overwrite"],
         )
-        if is_encrypted(gen):
-            if not context.get("passphrase_ref"):
-                raise restore_sources.RestoreSourceError(
-                    "passphrase_ref", str(_("This backup is encrypted: pick its key."))
-                )
+        if is_encrypted(gen) and not context.get("passphrase_ref"):
+            raise restore_sources.RestoreSourceError(
+                "passphrase_ref", str(_("This backup is encrypted: pick its key."))
+            )
+        if context.get("passphrase_ref") and may_need_key(gen):
             # The agent restores with exactly this key (legacy_action): never a fallback.
             action["passphrase_ref"] = context["passphrase_ref"]
         when = gen.time.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M")
