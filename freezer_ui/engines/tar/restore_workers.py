@@ -302,6 +302,7 @@ def _child_main(sock_fd: int) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the walk decides; it kills us on Ctrl-C
     sock = socket.socket(fileno=sock_fd)
+    sock.setblocking(True)  # the parent's default timeout may have made it non-blocking
     msg = recv_msg(sock)
     if msg is None:
         return 0
@@ -318,7 +319,8 @@ class _Worker:
         self.sock = sock
         self.pid = pid
         self.proc = proc
-        self.batches: deque[list[str]] = deque()  # shown paths of the batches in flight
+        # (sequence number, shown paths) of the batches in flight, oldest first
+        self.batches: deque[tuple[int, list[str]]] = deque()
         self.reaped = False
 
     def status(self) -> str:
@@ -356,6 +358,7 @@ class WorkerPool:
         self.start = start
         self.in_flight = in_flight
         self.workers: list[_Worker] = []
+        self._seq = 0
         try:
             for _ in range(n):
                 self.workers.append(self._spawn())
@@ -365,6 +368,9 @@ class WorkerPool:
 
     def _spawn(self) -> _Worker:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Blocking, whatever socket.setdefaulttimeout() says: a batch may take long to write.
+        parent.setblocking(True)
+        child.setblocking(True)
         try:
             if self.start == "fork":
                 pid = os.fork()
@@ -424,7 +430,8 @@ class WorkerPool:
             raise RestoreWorkerError(
                 f"restore worker {w.pid} is gone ({w.status()}): {e.strerror or e}"
             ) from None
-        w.batches.append([f[0] for f in files])
+        self._seq += 1
+        w.batches.append((self._seq, [f[0] for f in files]))
 
     def wait_one(self) -> list[tuple[str, tuple]]:
         """Block until a worker answers its oldest batch; its (shown, outcome) pairs.  Raises
@@ -433,7 +440,9 @@ class WorkerPool:
         if not busy:
             return []
         ready, _, _ = select.select([w.sock for w in busy], [], [])
-        w = next(w for w in busy if w.sock is ready[0])
+        # The oldest batch among the answers waiting: taking the first ready socket would
+        # leave a second worker's answers (and that worker) waiting while the first is busy.
+        w = min((w for w in busy if w.sock in ready), key=lambda w: w.batches[0][0])
         try:
             msg = recv_msg(w.sock)
         except OSError:  # ECONNRESET: as good as the end of stream
@@ -444,7 +453,7 @@ class WorkerPool:
                 "of files in flight"
             )
         (kind, payload), _fds = msg
-        shown = w.batches.popleft()
+        _seq, shown = w.batches.popleft()
         if kind == "fatal":
             raise payload
         if len(payload) != len(shown):
