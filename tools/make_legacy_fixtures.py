@@ -420,6 +420,7 @@ def newest_ts(container: Path) -> int:
 
 RSYNC_V1_SCENARIOS = (
     "rsync-gzip-shift",
+    "rsync-bzip2-enc",
     "rsync-gzip-inc",
     "rsync-bzip2-inc",
     "rsync-gzip-enc",
@@ -688,6 +689,19 @@ def main() -> None:
                 passphrase=True,
                 notes="encrypted rsync v1, every level compressed in one piece (small); "
                 f"{v1_note} and {CRYPT_PATCH.name}",
+            )  # fmt: skip
+        if want("rsync-bzip2-enc"):
+            shutil.copy(pass_file, out / "rsync-bzip2-enc.pass")
+            fl = [*inc, "--max-level", "3", "--compression", "bzip2"]
+            fl += ["--encrypt-pass-file", str(pass_file)]
+            run_scenario(
+                v1, out, "rsync-bzip2-enc", "rs", src / "rs1encbz",
+                [(None, fl), (m_small_change("l1"), fl)],
+                make=small_tree,
+                engine="rsync",
+                passphrase=True,
+                notes="encrypted rsync v1 with bzip2: nothing leaves the compressor before its "
+                f"final flush at this size (one piece); {v1_note} and {CRYPT_PATCH.name}",
             )  # fmt: skip
         if want("rsync-gzip-enc-pieces"):
             # Real-size data: zlib emits several blocks, each encrypted with a restarted cipher.

@@ -19,7 +19,13 @@ from .helpers import (
     write_container,
 )
 
-ENCRYPTED = ["tar-gzip-enc-sha256", "tar-xz-enc-md5", "rsyncv2-gzip-enc", "rsync-gzip-enc"]
+ENCRYPTED = [
+    "tar-gzip-enc-sha256",
+    "tar-xz-enc-md5",
+    "rsyncv2-gzip-enc",
+    "rsync-gzip-enc",
+    "rsync-bzip2-enc",
+]
 
 
 @pytest.mark.parametrize("scenario", ENCRYPTED)

@@ -43,6 +43,8 @@ def test_fixtures_exist() -> None:
         "rsync-gzip-inc",
         "rsync-bzip2-inc",
         "rsync-gzip-enc",
+        "rsync-bzip2-enc",
+        "tar-gzip-acls",
     ):
         assert name in SCENARIOS
     for f in FIXTURES.rglob("*"):
