@@ -1,4 +1,4 @@
-"""Readers for backups written by the upstream OpenStack Freezer agent (tar engine).
+"""Readers for backups written by the upstream OpenStack Freezer agent (tar, rsync, rsyncv2).
 
     from freezer_ui.engines import legacy
     backups = legacy.discover("/srv/freezer-container")

@@ -1,4 +1,4 @@
-"""Restore an upstream Freezer tar-engine backup chain into a directory.
+"""Restore an upstream Freezer backup chain (tar, rsync v1 or rsyncv2 engine) into a directory.
 
 Safety properties (tests/legacy checks each):
 - everything is checked that can be checked before a byte is written: the chosen generations
