@@ -5,6 +5,7 @@ Skipped, with the install command, only when Swift's binaries are absent.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -522,6 +523,61 @@ def test_keystone_session_and_its_token(keystone: Any) -> None:
     url = sess.get_endpoint(service_type="object-store", interface="public")
     assert url.endswith("/v1/AUTH_" + keystone.accounts["demo"].project_id)
     assert SwiftStorage(container, token=token, storage_url=url).get_bytes("k") == b"v"
+
+
+_AGENTS = [
+    Path(__file__).resolve().parents[2] / "bench" / "work" / d / "bin" / "freezer-agent"
+    for d in ("legacy/venv", "freezer-venv")
+]
+
+
+@pytest.mark.slow
+def test_upstream_freezer_agent_layout_reads_through_this_storage(
+    keystone: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The real freezer-agent 19.0.0 backs up into the all-in-one (its own swift storage,
+    through Keystone); this storage then sees its container as plain keys (the layout the
+    legacy reader maps, see docs/storage.md), and the DLO manifest reads as the segments."""
+    import gzip
+    import io
+    import os
+    import subprocess
+    import tarfile
+
+    agent = next((a for a in _AGENTS if a.exists()), None)
+    if agent is None:
+        pytest.skip(f"no freezer-agent 19.0.0 venv ({_AGENTS[0]}): tools/make_legacy_fixtures.py")
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "a.txt").write_text("hello\n")
+    (src / "big").write_bytes(os.urandom(250_000))
+    _keystone_env(monkeypatch, keystone, "demo")
+    env = dict(os.environ, OS_IDENTITY_API_VERSION="3", OS_INTERFACE="public")
+    container = _container()
+    cmd = [
+        str(agent),
+        "--action", "backup", "--mode", "fs", "--engine", "tar", "--storage", "swift",
+        "--container", f"{container}/sub", "--path-to-backup", str(src),
+        "--backup-name", "fs", "--hostname", "host1", "--compression", "gzip",
+        "--max-segment-size", "100000", "--log-file", str(tmp_path / "agent.log"),
+    ]  # fmt: skip
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = get_storage(f"swift://{container}/sub")
+    keys = sorted(o.key for o in s.list())
+    assert len(keys) == 6, keys
+    meta = keys[-1]
+    assert re.fullmatch(r"metadata/tar/host1_fs/(\d+)/0_\1/metadata", meta), keys
+    gen = meta.split("/")[3]
+    base = f"data/tar/host1_fs/{gen}/0_{gen}/"
+    segments = [f"{base}segments/{i:08d}" for i in range(3)]
+    assert keys[:-1] == [f"{base}data", f"{base}engine_metadata", *segments]
+    assert [o.size for o in s.list(base + "data")] == [0]  # the DLO manifest
+    stream = b"".join(s.get_bytes(k) for k in segments)
+    assert s.get_bytes(base + "data") == stream  # Swift's DLO concatenates them the same way
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(stream))) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("d/a.txt") for n in names) and any(n.endswith("big") for n in names)
 
 
 # -- a repository on Swift --------------------------------------------------------------------
