@@ -131,7 +131,7 @@ def test_cache_file_is_per_repo_and_source(repo, engine, src, tmp_path) -> None:
     assert p.is_file()
     assert cache_path(repo.id, src + "x", str(tmp_path / "cache")) != p
     loaded = FilesCache.load(p)
-    assert set(loaded.old) == {
+    assert set(loaded.paths()) == {
         "dir/a.txt",
         "dir/sub/big.bin",
         "dir/sub/deeper/zero",
@@ -190,19 +190,133 @@ def test_unwritable_cache_is_a_warning_not_a_failure(repo, tmp_path, src) -> Non
     assert len(res.warnings) == 1 and "files cache not saved" in res.warnings[0]
 
 
-def test_cache_file_is_one_msgpack_document(repo, engine, src, tmp_path) -> None:
-    # New entries go to a temporary file during the run and are copied behind the header
-    # at save: the result must still be exactly packb of the document it decodes to.
-    import msgpack
-
+def test_unchanged_run_writes_the_same_cache_file(repo, engine, src, tmp_path) -> None:
+    # An unchanged file's record is copied as it was read: an unchanged run reproduces the
+    # file byte for byte, with no temporary file left beside it.
     backup(engine, repo, src)
-    backup(engine, repo, src)  # the second run writes kept (loaded) entries
     p = cache_path(repo.id, src, str(tmp_path / "cache"))
-    raw = p.read_bytes()
-    doc = msgpack.unpackb(raw, raw=False)
-    assert doc["v"] == 2 and len(doc["entries"]) == 5
-    assert msgpack.packb(doc, use_bin_type=True) == raw
-    assert os.listdir(p.parent) == [p.name]  # no temporary file left beside it
+    backup(engine, repo, src)
+    first = p.read_bytes()
+    backup(engine, repo, src)
+    assert p.read_bytes() == first
+    assert os.listdir(p.parent) == [p.name]
+
+
+def test_both_segments_are_followed(repo, engine, src) -> None:
+    """Files read in a run are recorded apart from unchanged ones (a window behind the walk);
+    the next run must find both kinds."""
+    backup(engine, repo, src)
+    p = os.path.join(src, "dir/sub/deeper/zero")
+    with open(p, "wb") as f:
+        f.write(b"now with content")
+    os.utime(p, ns=(OLD, OLD))
+    time.sleep(1.1)  # past the racy window: the new content is cacheable
+    assert backup(engine, repo, src).files_read == 1
+    third = backup(engine, repo, src)
+    assert third.files_read == 0 and third.files_from_cache == 5
+
+
+def _st(ino: int, size: int, mtime: int, ctime: int) -> os.stat_result:
+    return os.stat_result(
+        (0o100644, ino, 1, 1, 0, 0, size, 0, 0, 0, 0, 0, 0, 0, 0, 0, mtime, ctime)
+    )
+
+
+def _filled(tmp_path: Path, paths: list[str]) -> Path:
+    p = cache_path("r" * 32, "/src", str(tmp_path / "c"))
+    cache = FilesCache.load(p)
+    for i, path in enumerate(paths):
+        cache.remember(path, _st(i + 1, i, i, i), [[bytes([i % 256]) * 32, i]], None, None)
+    cache.save()
+    return p
+
+
+def test_walk_order_key_matches_the_walk(tmp_path: Path) -> None:
+    from freezer_ui.engines.filescache import _walk_key
+    from freezer_ui.engines.tar.walk import Excluder, WalkWarnings, walk
+
+    root = tmp_path / "t"
+    for d in ["a", "a/x", "a-b", "a.c", "b", "a/x/y", "Z", "é"]:
+        (root / d).mkdir(parents=True)
+        (root / d / "f").write_text("x")
+    (root / "a0").write_text("x")
+    walked = [rel for rel, _, _ in walk(str(root), Excluder([]), False, WalkWarnings())][1:]
+    assert walked == sorted(walked, key=_walk_key)
+
+
+def test_lookup_follows_the_walk_without_loading_everything(tmp_path: Path) -> None:
+    """The cache is read along the walk: loading it decodes nothing, memory stays a read
+    buffer however many entries there are, and gone or new files do not lose the thread."""
+    import tracemalloc
+
+    paths = sorted(f"d{i // 100:03d}/f{i % 100:02d}" for i in range(20_000))
+    p = _filled(tmp_path, paths)
+    assert p.stat().st_size > 1_500_000
+    tracemalloc.start()
+    cache = FilesCache.load(p)
+    loaded, _ = tracemalloc.get_traced_memory()
+    hits = 0
+    for i, path in enumerate(paths):
+        if i % 7 == 3:
+            continue  # deleted since: its record is passed over
+        e = cache.lookup(path, _st(i + 1, i, i, i))
+        assert e is not None and e[4] == [[bytes([i % 256]) * 32, i]]
+        cache.keep(path, e)
+        hits += 1
+        if i % 11 == 5:  # a new file, next in walk order
+            assert cache.lookup(path + "-new", _st(1, 1, 1, 1)) is None
+        if i == 10_000:
+            halfway, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # a read buffer or two of records, not the file (let alone the file as Python objects)
+    assert loaded < 500_000 and peak < 1_000_000
+    assert list(cache.paths()) == [] and hits == 20_000 - len(range(3, 20_000, 7))
+    # a stat change is a miss, and never returns another file's entry
+    cache2 = FilesCache.load(p)
+    assert cache2.lookup(paths[0], _st(99, 0, 0, 0)) is None
+    assert cache2.lookup(paths[2], _st(2, 1, 1, 1)) is None  # paths[1]'s stat, paths[2]
+    assert cache2.lookup(paths[1], _st(2, 1, 1, 1)) is None  # passed already: a miss
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty-tail", "other-place"])
+def test_damaged_or_foreign_cache_is_ignored_with_a_warning(
+    repo, engine, src, tmp_path, damage, caplog
+) -> None:
+    backup(engine, repo, src)
+    p = cache_path(repo.id, src, str(tmp_path / "cache"))
+    data = bytearray(p.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    elif damage == "truncate":
+        data = data[:-1]
+    elif damage == "empty-tail":
+        data = data[:40]
+    if damage == "other-place":
+        # the same bytes where another source's cache goes: not trusted there
+        other = tmp_path / "other"
+        other.mkdir()
+        q = cache_path(repo.id, str(other), str(tmp_path / "cache"))
+        q.parent.mkdir(parents=True)
+        q.write_bytes(bytes(data))
+        cache = FilesCache.load(q)
+        assert cache.warning and "another repository or source" in cache.warning
+        assert not cache.old
+        return
+    p.write_bytes(bytes(data))
+    cache = FilesCache.load(p)
+    assert cache.warning and "ignored" in cache.warning and not cache.old
+    assert "ignored" in caplog.text
+    res = backup(engine, repo, src)
+    assert res.files_read == 5  # every file read again, and the cache rewritten
+    assert FilesCache.load(p).warning is None
+
+
+def test_version_2_cache_file_is_removed_on_save(repo, engine, src, tmp_path) -> None:
+    p = cache_path(repo.id, src, str(tmp_path / "cache"))
+    p.parent.mkdir(parents=True)
+    (p.parent / "files.msgpack").write_bytes(b"\x82\xa1v\x02")
+    backup(engine, repo, src)
+    assert os.listdir(p.parent) == [p.name]
 
 
 def test_unwritable_cache_does_not_fail_the_backup(repo, engine, src, monkeypatch) -> None:
@@ -211,7 +325,10 @@ def test_unwritable_cache_does_not_fail_the_backup(repo, engine, src, monkeypatc
     def no_space(*a, **kw):
         raise OSError(28, "No space left on device")
 
+    import freezer_ui.engines.filescache as filescache
+
     monkeypatch.setattr(tempfile, "TemporaryFile", no_space)
+    monkeypatch.setattr(filescache, "_WRITE_BLOCK", 1)  # every entry spills to the temp file
     res = backup(engine, repo, src)
     assert res.generation_id and res.files_read == 5
     assert any("files cache not saved" in w for w in res.warnings)
