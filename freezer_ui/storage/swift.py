@@ -16,7 +16,8 @@ option (environment variable): meaning
 - ``password`` (``OS_PASSWORD``, or ``ST_KEY``): the password; v1: the key
 - ``project_name`` / ``project_id`` (``OS_PROJECT_NAME`` / ``OS_PROJECT_ID``)
 - ``user_domain_name``, ``project_domain_name`` (``OS_USER_DOMAIN_NAME``,
-  ``OS_PROJECT_DOMAIN_NAME``): both default to ``Default``
+  ``OS_PROJECT_DOMAIN_NAME``): both default to ``Default``; or ``user_domain_id``,
+  ``project_domain_id`` (``OS_USER_DOMAIN_ID``, ``OS_PROJECT_DOMAIN_ID``)
 - ``region_name`` (``OS_REGION_NAME``), ``interface`` (``OS_INTERFACE``, default ``public``):
   which object-store endpoint of the Keystone catalog
 - ``token`` + ``storage_url`` (``OS_AUTH_TOKEN`` + ``OS_STORAGE_URL``): an existing token and
@@ -28,7 +29,9 @@ option (environment variable): meaning
   cluster's ``container_listing_limit``)
 
 Which credentials win: a ``session``; else ``token`` + ``storage_url``; else ``auth_url`` with
-``auth_version`` 1 (tempauth, swauth, any v1 auth) or 3 (Keystone password).
+``auth_version`` 1 (tempauth, swauth, any v1 auth) or 3 (Keystone password).  An option that
+names an endpoint or a token (``auth_url``, ``token``, ``storage_url``, ``session``) replaces
+the environment's credentials as a whole; any other option overrides just its own setting.
 
 Guarantees and how Swift gives them
 -----------------------------------
@@ -96,6 +99,8 @@ _ENV = {
     "project_id": ("OS_PROJECT_ID", "OS_TENANT_ID"),
     "user_domain_name": ("OS_USER_DOMAIN_NAME",),
     "project_domain_name": ("OS_PROJECT_DOMAIN_NAME",),
+    "user_domain_id": ("OS_USER_DOMAIN_ID",),
+    "project_domain_id": ("OS_PROJECT_DOMAIN_ID",),
     "region_name": ("OS_REGION_NAME",),
     "interface": ("OS_INTERFACE",),
     "token": ("OS_AUTH_TOKEN",),
@@ -159,6 +164,8 @@ class SwiftStorage(Storage):
         project_id: str | None = None,
         user_domain_name: str | None = None,
         project_domain_name: str | None = None,
+        user_domain_id: str | None = None,
+        project_domain_id: str | None = None,
         region_name: str | None = None,
         interface: str | None = None,
         token: str | None = None,
@@ -194,8 +201,12 @@ class SwiftStorage(Storage):
                 password,
                 project_name=project_name,
                 project_id=project_id,
-                user_domain_name=user_domain_name or "Default",
-                project_domain_name=project_domain_name or "Default",
+                # a domain named by id needs no name; neither given: Keystone's default domain
+                user_domain_id=user_domain_id,
+                project_domain_id=project_domain_id,
+                user_domain_name=user_domain_name or (None if user_domain_id else "Default"),
+                project_domain_name=project_domain_name
+                or (None if project_domain_id else "Default"),
                 cacert=cacert,
                 timeout=timeout,
             )
@@ -245,6 +256,8 @@ class SwiftStorage(Storage):
             project_id=kw["project_id"],
             user_domain_name=kw["user_domain_name"],
             project_domain_name=kw["project_domain_name"],
+            user_domain_id=kw["user_domain_id"],
+            project_domain_id=kw["project_domain_id"],
         )
         return ks_session.Session(auth=auth, verify=kw["cacert"] or True, timeout=kw["timeout"])
 

@@ -45,6 +45,8 @@ _ENV_NAMES = [
     "OS_CACERT",
     "OS_USER_DOMAIN_NAME",
     "OS_PROJECT_DOMAIN_NAME",
+    "OS_USER_DOMAIN_ID",
+    "OS_PROJECT_DOMAIN_ID",
     "ST_AUTH",
     "ST_USER",
     "ST_KEY",
@@ -462,15 +464,21 @@ def keystone(aio: swiftaio.SwiftAIO, tmp_path_factory: pytest.TempPathFactory) -
         server.stop()
 
 
-def _keystone_env(monkeypatch: pytest.MonkeyPatch, keystone: Any, user: str) -> None:
+def _keystone_env(
+    monkeypatch: pytest.MonkeyPatch, keystone: Any, user: str, *, domain_ids: bool = False
+) -> None:
     for name in _ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OS_AUTH_URL", keystone.url)
     monkeypatch.setenv("OS_USERNAME", user)
     monkeypatch.setenv("OS_PASSWORD", user)  # the demo accounts' password is their name
     monkeypatch.setenv("OS_PROJECT_NAME", user)
-    monkeypatch.setenv("OS_USER_DOMAIN_NAME", "Default")
-    monkeypatch.setenv("OS_PROJECT_DOMAIN_NAME", "Default")
+    if domain_ids:  # openrc files name the domains either way
+        monkeypatch.setenv("OS_USER_DOMAIN_ID", "default")
+        monkeypatch.setenv("OS_PROJECT_DOMAIN_ID", "default")
+    else:
+        monkeypatch.setenv("OS_USER_DOMAIN_NAME", "Default")
+        monkeypatch.setenv("OS_PROJECT_DOMAIN_NAME", "Default")
     monkeypatch.setenv("OS_REGION_NAME", "RegionOne")
     monkeypatch.setitem(STORAGE_TABLE, "swift", SwiftStorage)
 
@@ -486,7 +494,7 @@ def test_keystone_v3_from_the_openrc_environment(
     assert get_storage(s.url).get_bytes("k") == b"demo's"
     # the endpoint came from the catalog: the object lives in the demo project's account, and
     # the other project's account has no such object under the same container name
-    _keystone_env(monkeypatch, keystone, "other")
+    _keystone_env(monkeypatch, keystone, "other", domain_ids=True)
     other = get_storage(f"swift://{container}")
     assert not other.exists("k") and list(other.list()) == []
 
