@@ -44,8 +44,9 @@ Guarantees and how Swift gives them
   Across processes each PUT tags the object with a random id and reads it back: a writer whose
   object was replaced by a racing writer's raises :class:`ObjectExists`.  What no Swift client
   can detect is the mirror case (the first writer finished and checked before the second
-  replaced it): then both return and the later PUT's bytes stay.  The repository only writes a
-  key from two hosts for content-addressed objects, where both bytes are the same.
+  replaced it): then both return and the later PUT's bytes stay.  The repository names packs,
+  indexes, manifests and locks by random ids, so only two hosts running ``init`` on the same
+  URL at the same moment (``config``, ``keys/...``) could meet this case.
 * Listing: Swift returns at most ``container_listing_limit`` names per request (10,000 by
   default, read from the cluster's ``/info``); :meth:`SwiftStorage.list` pages with markers.
 * Size: objects above the cluster's ``max_file_size`` (5 GiB by default) are refused before
