@@ -367,7 +367,9 @@ class SSHStorage(Storage):
             return False  # the server answered: an SFTP error, not a broken link
         log.info("%s: connection dropped (%s), reconnecting", self._where(), exc)
         with self._lock:
-            if gen == self._generation and not self._alive():
+            # Not only when the transport already says so: its reader thread may not have seen
+            # the EOF yet while our own send already failed, and reusing it would fail again.
+            if gen == self._generation:
                 self._drop_locked()
         return True
 
@@ -737,7 +739,8 @@ def _expect_ok(sftp: paramiko.SFTPClient, num: int) -> None:
 
 
 def _drain(sftp: paramiko.SFTPClient, pending: deque[int]) -> None:
-    """Wait for the answers to requests in flight (their errors no longer matter).
+    """Wait for the answers to requests in flight (their errors no longer matter); never
+    raises, it runs while another error is being reported.
 
     Answers arrive in request order and paramiko drops the ones nobody waits for, so every
     request sent must be waited for before the channel carries anything else.
@@ -745,10 +748,10 @@ def _drain(sftp: paramiko.SFTPClient, pending: deque[int]) -> None:
     while pending:
         try:
             sftp._read_response(pending.popleft())
-        except (OSError, EOFError) as exc:
-            if _is_connection_error(exc):
-                pending.clear()
-                raise
+        except _SFTP_ERRORS as exc:
+            if _is_connection_error(exc) or sftp.sock.closed:
+                pending.clear()  # no answers will come; the caller reports the real error
+                return
 
 
 def _read(sftp: paramiko.SFTPClient, fh: Any, start: int, end: int) -> Iterator[bytes]:
