@@ -288,35 +288,34 @@ def start(base: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> 
         raise SwiftUnavailable(reason)
     workdir = Path(tempfile.mkdtemp(prefix="fzui-swift-", dir=base))
     swift_dir, devices, logs = workdir / "etc", workdir / "srv", workdir / "log"
-    for d in (swift_dir, devices / "d1", logs):
-        d.mkdir(parents=True)
-    try:
-        _check_xattrs(devices / "d1")
-    except SwiftUnavailable:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
     ports = {s: _free_port() for s in SERVERS}
-    values: dict[str, str | int] = {
-        "SWIFT_DIR": swift_dir,
-        "DEVICES": devices,
-        "LISTING_LIMIT": CONTAINER_LISTING_LIMIT,
-        "MAX_FILE_SIZE": MAX_FILE_SIZE,
-        # a fresh key per run: tokens of an earlier run are meaningless here
-        "FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        **{f"{s.upper()}_PORT": p for s, p in ports.items()},
-    }
-    for i, (account, user, key) in enumerate(USERS):
-        values[f"USER{i}"] = f"user_{account}_{user} = {key} .admin"
-    _render("swift.conf", swift_dir, values)
-    # part power 6, 1 replica, min_part_hours 1: the smallest ring that Swift accepts
-    for ring, server in (("account", "account"), ("container", "container"), ("object", "object")):
-        builder = f"{ring}.builder"
-        _ring_builder(swift_dir, builder, "create", "6", "1", "1")
-        _ring_builder(swift_dir, builder, "add", f"r1z1-127.0.0.1:{ports[server]}/d1", "100")
-        _ring_builder(swift_dir, builder, "rebalance")
-    aio = SwiftAIO(workdir=workdir, proxy_port=ports["proxy"], values=values)
+    aio = SwiftAIO(workdir=workdir, proxy_port=ports["proxy"])
+    # registered first: whatever fails below, the servers and the temp dir go at exit
     atexit.register(aio.stop)
     try:
+        for d in (swift_dir, devices / "d1", logs):
+            d.mkdir(parents=True)
+        _check_xattrs(devices / "d1")
+        aio.values.update(
+            {
+                "SWIFT_DIR": swift_dir,
+                "DEVICES": devices,
+                "LISTING_LIMIT": CONTAINER_LISTING_LIMIT,
+                "MAX_FILE_SIZE": MAX_FILE_SIZE,
+                # a fresh key per run: tokens of an earlier run are meaningless here
+                "FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                **{f"{s.upper()}_PORT": p for s, p in ports.items()},
+            }
+        )
+        for i, (account, user, key) in enumerate(USERS):
+            aio.values[f"USER{i}"] = f"user_{account}_{user} = {key} .admin"
+        _render("swift.conf", swift_dir, aio.values)
+        # part power 6, 1 replica, min_part_hours 1: the smallest ring that Swift accepts
+        for ring in ("account", "container", "object"):
+            builder = f"{ring}.builder"
+            _ring_builder(swift_dir, builder, "create", "6", "1", "1")
+            _ring_builder(swift_dir, builder, "add", f"r1z1-127.0.0.1:{ports[ring]}/d1", "100")
+            _ring_builder(swift_dir, builder, "rebalance")
         for server in SERVERS:
             aio._spawn(server, f"{server}-server.conf", _MAIN[server])
         deadline = time.monotonic() + timeout
@@ -326,9 +325,9 @@ def start(base: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> 
     except BaseException as exc:
         logs_text = "\n".join(f"--- {s}.log ---\n{aio.log(s)[-3000:]}" for s in SERVERS)
         aio.stop()
-        if isinstance(exc, Exception):
-            raise RuntimeError(f"Swift all-in-one failed to start: {exc}\n{logs_text}") from exc
-        raise
+        if isinstance(exc, SwiftUnavailable) or not isinstance(exc, Exception):
+            raise
+        raise RuntimeError(f"Swift all-in-one failed to start: {exc}\n{logs_text}") from exc
     return aio
 
 
