@@ -16,6 +16,7 @@ import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 # Errors that mean "this file system or this caller cannot have xattrs here": not worth one
 # warning per file, so they are reported once per device.
@@ -140,6 +141,10 @@ def walk(
     root_st = os.stat(root)  # a source given as a symlink to a directory means the directory
     yield ".", root, root_st
     root_dev = root_st.st_dev
+    has_excludes = bool(excludes)
+    match = excludes.match if has_excludes else None
+    by_name = attrgetter("name")
+    is_dir = stat.S_ISDIR
 
     def listing(path: str, rel: str) -> Iterator[os.DirEntry]:
         try:
@@ -148,28 +153,31 @@ def walk(
         except OSError as e:
             warnings.add(f"{rel}: cannot list directory: {e.strerror}")
             return iter(())
-        entries.sort(key=lambda e: e.name)
+        entries.sort(key=by_name)
         return iter(entries)
 
-    # An explicit stack instead of recursion: trees can be deeper than Python's recursion limit.
+    # An explicit stack instead of recursion: trees can be deeper than Python's recursion
+    # limit.  The loop body runs once per entry of the tree: it is kept to the few
+    # operations each entry needs (the ``for`` resumes a directory's iterator after a
+    # subdirectory was walked).
     stack: list[tuple[Iterator[os.DirEntry], str]] = [(listing(root, "."), "")]
     while stack:
         it, prefix = stack[-1]
-        entry = next(it, None)
-        if entry is None:
-            stack.pop()
-            continue
-        rel = prefix + entry.name
-        if excludes and excludes.match(rel, entry.path, entry.name):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                warnings.add(f"{rel}: cannot stat: {e.strerror}")
-            continue
-        yield rel, entry.path, st
-        if stat.S_ISDIR(st.st_mode):
-            if one_file_system and st.st_dev != root_dev:
+        for entry in it:
+            name = entry.name
+            rel = prefix + name
+            path = entry.path
+            if has_excludes and match(rel, path, name):  # type: ignore[misc]
                 continue
-            stack.append((listing(entry.path, rel), rel + "/"))
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    warnings.add(f"{rel}: cannot stat: {e.strerror}")
+                continue
+            yield rel, path, st
+            if is_dir(st.st_mode) and (not one_file_system or st.st_dev == root_dev):
+                stack.append((listing(path, rel), rel + "/"))
+                break
+        else:
+            stack.pop()
