@@ -212,6 +212,8 @@ class SwiftStorage(Storage):
                 timeout=timeout,
             )
             self._who = f"Keystone {auth_url} as {username}"
+        self._session = session
+        self._os_options = os_options
         if session is not None:
             self._conn_args = {**common, "session": session, "os_options": os_options}
             self._who = self._who or "the given Keystone session"
@@ -241,6 +243,7 @@ class SwiftStorage(Storage):
         self._lock = threading.Lock()
         self._key_locks: dict[str, list[Any]] = {}  # name -> [Lock, users]
         self._container_ready = False
+        self._endpoint_checked = False
         self._info: dict[str, Any] | None = None
         self._closed = False
 
@@ -289,7 +292,26 @@ class SwiftStorage(Storage):
             raise StorageError(f"{self.url} is closed")
         with self._lock:
             conn = self._pool.pop() if self._pool else None
-        return conn if conn is not None else Connection(**self._conn_args)
+        return conn if conn is not None else self._new_connection()
+
+    def _new_connection(self) -> Connection:
+        if self._session is not None and not self._endpoint_checked:
+            # swiftclient would go on with a None storage URL and fail somewhere obscure
+            interface = self._os_options["endpoint_type"]
+            region = self._os_options["region_name"]
+            try:
+                url = self._session.get_endpoint(
+                    service_type="object-store", interface=interface, region_name=region
+                )
+            except ks_exceptions.ClientException as exc:
+                raise self._error(exc, "", "find the object-store endpoint") from exc
+            if not url:
+                raise StorageError(
+                    f"the Keystone catalog for {self._who} has no object-store endpoint "
+                    f"(interface {interface!r}, region {region!r})"
+                )
+            self._endpoint_checked = True
+        return Connection(**self._conn_args)
 
     def _checkin(self, conn: Connection) -> None:
         with self._lock:
@@ -335,8 +357,14 @@ class SwiftStorage(Storage):
             if status in (413, 507):
                 return StorageFull(f"Swift refused {what} {key!r} (quota or disk full): {detail}")
             return StorageError(f"Swift {what} {key!r} in {self.url} failed: {detail}")
-        if isinstance(exc, ks_exceptions.ClientException):
+        if isinstance(exc, ks_exceptions.Unauthorized):
             return StorageError(f"Keystone authentication failed for {self._who}: {exc}")
+        if isinstance(exc, ks_exceptions.EndpointNotFound):
+            return StorageError(f"no object-store endpoint for {self._who}: {exc}")
+        if isinstance(exc, ks_exceptions.ConnectionError):
+            return StorageError(f"cannot reach Keystone for {self._who}: {exc}")
+        if isinstance(exc, ks_exceptions.ClientException):
+            return StorageError(f"Keystone refused {self._who}: {exc}")
         if isinstance(exc, (RequestException, OSError)):
             return StorageError(f"cannot reach Swift for {what} {key!r} ({self._who}): {exc}")
         return StorageError(f"Swift {what} {key!r} failed: {exc!r}")

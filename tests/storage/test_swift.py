@@ -6,6 +6,7 @@ Skipped, with the install command, only when Swift's binaries are absent.
 from __future__ import annotations
 
 import re
+import socket
 import sys
 import threading
 import time
@@ -508,6 +509,22 @@ def test_keystone_wrong_password_is_a_clear_storage_error(
     with pytest.raises(StorageError, match="Keystone authentication failed") as info:
         s.exists("k")
     assert type(info.value) is StorageError and "wrong" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_keystone_catalog_without_the_endpoint_or_no_keystone_at_all(
+    keystone: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keystone_env(monkeypatch, keystone, "demo")
+    s = get_storage(f"swift://{_container()}", region_name="NoSuchRegion")
+    with pytest.raises(StorageError, match="no object-store endpoint.*NoSuchRegion"):
+        s.exists("k")
+    with socket.socket() as free:  # a loopback port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{free.getsockname()[1]}/v3"
+    s = get_storage(f"swift://{_container()}", auth_url=nowhere, username="demo", password="demo")
+    with pytest.raises(StorageError, match="cannot reach Keystone"):
+        s.exists("k")
 
 
 @pytest.mark.slow
