@@ -389,10 +389,16 @@ class WorkerPool:
                     finally:
                         os._exit(code)
                 return _Worker(parent, pid, None)
+            # The same freezer_ui as ours, whatever sys.path tricks the caller used; -P keeps
+            # the current directory (maybe the restore target's parent) off sys.path.
+            env = dict(os.environ)
+            here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
             proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(child.fileno())],
+                [sys.executable, "-P", "-m", __name__, str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
             w = _Worker(parent, proc.pid, proc)
             storage = self.repo.storage
