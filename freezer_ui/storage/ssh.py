@@ -64,7 +64,7 @@ _REQUEST = 32 * 1024
 # Requests in flight per transfer: enough to keep a LAN link busy, few enough that an error
 # is noticed within 2 MiB of data.
 _WINDOW = 64
-_YIELD = 1 << 20  # get() yields blocks of about this size
+_YIELD = 4 << 20  # get() yields blocks of this size (one open/close round trip each)
 _DEFAULT_PORT = 22
 _DEFAULT_TIMEOUT = 30.0
 _DEFAULT_CHANNELS = 4
@@ -136,12 +136,11 @@ class SSHStorage(Storage):
 
     **Threads.** One SSH connection carries up to ``channels`` SFTP sessions; each operation
     takes one for its duration, so operations run in parallel up to that number and wait
-    beyond it. A streaming :meth:`get` holds its channel until the iterator is exhausted or
-    closed.
+    beyond it. A streaming :meth:`get` takes a channel per 4 MiB block, never between blocks.
 
     **Dropped connection.** When the connection dies the storage reconnects once and retries:
     an operation that has not consumed caller data is simply repeated, a :meth:`get` resumes at
-    the offset it had reached. A :meth:`put` whose source was partly consumed cannot be
+    the block it had reached. A :meth:`put` whose source was partly consumed cannot be
     replayed: it raises :class:`StorageError` (its temp file is debris for
     :meth:`remove_leftovers`).
     """
@@ -560,58 +559,34 @@ class SSHStorage(Storage):
 
     def get(self, key: str) -> Iterator[bytes]:
         path = self._path(key)
-        # Open now, so a missing key raises here and not at the first next().
-        stream = self._stream(key, path, self._open_read(key, path))
-        # Start the generator up to its first (empty) yield: from then on closing it or
-        # dropping it runs its `finally`, which gives the channel back. A generator never
-        # started would hold the channel forever.
-        next(stream)
-        return stream
 
-    def _open_read(self, key: str, path: str) -> _Reading:
-        for attempt in (0, 1):
-            self._slots.acquire()
-            try:
-                gen, sftp = self._take()
-            except BaseException:
-                self._slots.release()
-                raise
-            try:
-                fh = sftp.open(path, "rb")
-                return _Reading(self, gen, sftp, fh, fh.stat().st_size or 0)
-            except BaseException as exc:
-                self._give_back(gen, sftp)
-                self._slots.release()
-                if isinstance(exc, _SFTP_ERRORS):
-                    if attempt == 0 and self._dropped(gen, exc):
-                        continue
-                    raise self._error(exc, key, sftp) from exc
-                raise
-        raise AssertionError("unreachable")
+        def size_of(sftp: paramiko.SFTPClient) -> int:
+            st = sftp.stat(path)
+            if not stat.S_ISREG(st.st_mode or 0):
+                raise ObjectNotFound(key)
+            return st.st_size or 0
 
-    def _stream(self, key: str, path: str, r: _Reading) -> Iterator[bytes]:
+        # Checked now, so a missing key raises here and not at the first next().
+        return self._stream(key, path, self._run(key, size_of))
+
+    def _stream(self, key: str, path: str, size: int) -> Iterator[bytes]:
+        # Each block takes a channel, opens, reads and closes: no channel is held between two
+        # next() calls, so a caller may keep any number of these iterators open (or abandon
+        # them) without starving other operations, and a dropped connection costs one block.
         offset = 0
-        retried = False
-        try:
-            yield b""  # consumed by get() itself, see there
-            while offset < r.size:
-                buf = bytearray()
-                try:
-                    for block in _read(r.sftp, r.fh, offset, min(r.size, offset + _YIELD)):
-                        buf += block
-                except _SFTP_ERRORS as exc:
-                    if retried or not self._dropped(r.gen, exc):
-                        raise self._error(exc, key, r.sftp) from exc
-                    retried = True
-                    r.release()
-                    r = self._open_read(key, path)  # resumes at `offset`
-                    continue
-                if not buf:
-                    break  # shorter than it was at open: objects are write-once, do not spin
-                offset += len(buf)
-                yield bytes(buf)
-        finally:
-            r.release()
+        while offset < size:
+            end = min(size, offset + _YIELD)
+
+            def block(sftp: paramiko.SFTPClient, start: int = offset, end: int = end) -> bytes:
+                with sftp.open(path, "rb") as fh:
+                    return b"".join(_read(sftp, fh, start, end))
+
+            data = self._run(key, block)
+            if len(data) != end - offset:
+                # Objects are write-once: a shorter one was deleted and written anew meanwhile.
+                raise StorageError(f"{self._where()}: {key!r} changed while being read")
+            offset = end
+            yield data
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0:
@@ -709,27 +684,6 @@ class _SourceFailed(Exception):
 
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
-
-
-class _Reading:
-    """An open remote file with the channel and slot it holds until release()."""
-
-    def __init__(
-        self, storage: SSHStorage, gen: int, sftp: paramiko.SFTPClient, fh: Any, size: int
-    ) -> None:
-        self.storage, self.gen, self.sftp, self.fh, self.size = storage, gen, sftp, fh, size
-        self.held = True
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        self.held = False
-        try:
-            self.fh.close()
-        except _SFTP_ERRORS:
-            pass
-        self.storage._give_back(self.gen, self.sftp)
-        self.storage._slots.release()
 
 
 def _expect_ok(sftp: paramiko.SFTPClient, num: int) -> None:
