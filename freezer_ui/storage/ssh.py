@@ -108,7 +108,7 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, paramiko.SSHException | EOFError | TimeoutError | ConnectionError)
 
 
-_SFTP_ERRORS = (OSError, EOFError, paramiko.SSHException)
+_SFTP_ERRORS = (OSError, EOFError, paramiko.SSHException, paramiko.SFTPError)
 
 
 class SSHStorage(Storage):
@@ -389,7 +389,7 @@ class SSHStorage(Storage):
         """Whether the file system holding ``path`` has no room left (statvfs@openssh.com)."""
         try:
             t, msg = sftp._request(CMD_EXTENDED, "statvfs@openssh.com", path)
-        except (OSError, EOFError, paramiko.SSHException):
+        except _SFTP_ERRORS:
             return False
         if t != CMD_EXTENDED_REPLY:
             return False
@@ -537,7 +537,7 @@ class SSHStorage(Storage):
             sftp.remove(tmp)
         except FileNotFoundError:
             pass
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+        except _SFTP_ERRORS as exc:
             # Connection gone: the temp file stays until remove_leftovers().
             log.warning("%s: could not remove temp file %s: %s", self._where(), tmp, exc)
 
