@@ -198,3 +198,67 @@ def test_file_growing_while_a_worker_reads_it(repo, engine, tmp_path: Path, monk
     assert item["size"] == sum(n for _, n in item["chunks"])
     again = backup(engine, repo, str(src))
     assert again.files_read == 1 and again.warnings == []
+
+
+_KILLED_PARENT = r"""
+import os, sys, time
+from freezer_ui.engines.tar import TarEngine
+from freezer_ui.progress import Progress
+from freezer_ui.repository import Repository
+from freezer_ui.storage import LocalStorage
+
+class Announce(Progress):
+    said = False
+    def advance(self, bytes=0, files=0):
+        if not self.said:
+            self.said = True
+            kids = set()
+            for tid in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{tid}/children") as f:
+                    kids |= set(f.read().split())
+            print("workers", *sorted(kids), flush=True)
+            time.sleep(30)  # killed here
+        super().advance(bytes=bytes, files=files)
+
+repo = Repository.open(LocalStorage(sys.argv[1]))
+TarEngine(cache_dir=sys.argv[3]).backup(
+    repo, sys.argv[2], backup_name="b", hostname="h", excludes=[], one_file_system=False,
+    progress=Announce())
+"""
+
+
+def test_workers_die_with_a_killed_backup(repo, tmp_path: Path) -> None:
+    """SIGKILL of the backup process (no cleanup runs) leaves no worker behind."""
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "src"
+    _tree(src, files=200)
+    root = str(Path(__file__).resolve().parents[2])
+    p = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_PARENT, repo.storage.root, str(src), str(tmp_path / "c")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=root),
+    )
+    assert p.stdout is not None
+    line = p.stdout.readline().split()
+    assert line and line[0] == "workers", line
+    pids = [int(x) for x in line[1:]]
+    assert pids
+    p.kill()
+    p.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if alive(pid)]
+    assert repo.generation_ids() == [] and repo.verify().ok

@@ -378,7 +378,12 @@ class Workers:
         except OSError:
             self._pipe_limit = min(self._pipe_limit, 32 << 10)
         inherited = [c for w in self.workers for c in (w.jobs, w.results)]
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            for c in (job_r, job_w, res_r, res_w):
+                c.close()
+            raise WorkerError(f"cannot start a backup worker process: {e.strerror or e}") from e
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             job_w.close()
             res_r.close()
