@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import atexit
 import base64
+import ctypes
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -119,6 +121,7 @@ class SwiftAIO:
                 # own process group: a Ctrl-C of pytest must not hit the servers first, stop()
                 # ends them in order
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         return int(self.values[f"{name.upper().replace('-', '_')}_PORT"])
 
@@ -202,6 +205,19 @@ class SwiftAIO:
         self.procs.clear()
         self.keystone_proxy_port = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends it SIGTERM when the thread that started it
+    dies.  atexit does not run when the test process is killed (a ``timeout``, CI's time
+    limit, SIGKILL), and the servers, in their own session, would otherwise live on.  Hence
+    also: start the all-in-one from a thread that outlives it (pytest's main thread does)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _free_port() -> int:
