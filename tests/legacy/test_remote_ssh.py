@@ -189,3 +189,21 @@ def test_live_agent_over_ssh_then_our_reader(server: SSHServer, tmp_path: Path) 
             rc.restore(b, out, at=g["timestamp"])
             assert snapshot(out) == g["tree"]
     s.close()
+
+
+def test_cli_import_from_ssh_into_a_repository_over_ssh(
+    server: SSHServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from freezer_ui.repository import Repository
+    from freezer_ui.storage import get_storage
+
+    repo_url = server.url(tmp_path / "repo")
+    Repository.init(get_storage(repo_url), None, "none")
+    argv = ["import", server.url(FIXTURE), DOC["backup"], "--repo", repo_url]
+    assert legacy_main([*argv, "--work-dir", str(tmp_path)]) == 0
+    assert f"{len(GENS)} generations imported, 0 already there" in capsys.readouterr().out
+    assert legacy_main(argv) == 0  # idempotent: nothing fetched is needed the second time
+    assert f"0 generations imported, {len(GENS)} already there" in capsys.readouterr().out
+    bad = repo_url.replace(str(server.known_hosts), str(tmp_path / "missing_known_hosts"))
+    assert legacy_main(["import", server.url(FIXTURE), DOC["backup"], "--repo", bad]) == 1
+    assert "known_hosts" in capsys.readouterr().err

@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from freezer_ui.storage.base import StorageError
+
 from .discovery import LegacyBackup, discover, find_backup
 from .errors import LegacyError
 from .restore import restore
@@ -57,7 +59,7 @@ def _container(args: argparse.Namespace) -> Iterator[Any]:
     if not is_storage_url(args.container):
         yield _Local(args.container)
         return
-    from freezer_ui.storage import StorageError, get_storage
+    from freezer_ui.storage import get_storage
 
     try:
         storage = get_storage(args.container)
@@ -221,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except (LegacyError, ValueError) as e:
+    except (LegacyError, ValueError, StorageError) as e:
+        # StorageError: a --repo (or container) URL whose storage fails, e.g. an ssh host
+        # key refused; one line, as every other error.
         print(f"error: {e}", file=sys.stderr)
         return 1
 
