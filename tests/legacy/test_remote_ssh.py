@@ -207,3 +207,19 @@ def test_cli_import_from_ssh_into_a_repository_over_ssh(
     bad = repo_url.replace(str(server.known_hosts), str(tmp_path / "missing_known_hosts"))
     assert legacy_main(["import", server.url(FIXTURE), DOC["backup"], "--repo", bad]) == 1
     assert "known_hosts" in capsys.readouterr().err
+
+
+def test_oversized_metadata_is_not_copied_but_noted(server: SSHServer, tmp_path: Path) -> None:
+    from freezer_ui.engines.legacy import remote
+
+    copy = tmp_path / "container"
+    shutil.copytree(FIXTURE, copy)
+    meta = next(copy.glob("metadata/tar/*/*/2_*")) / "metadata"
+    meta.write_bytes(b"{" + b" " * remote.MAX_METADATA + b"}")  # a hostile or broken server
+    s = SSHStorage.from_url(server.url(copy))
+    with RemoteContainer(s, tmp_path / "spool") as rc:
+        (b,) = rc.discover()
+        assert [g.level for g in b.generations] == [0, 1]
+        assert any("not a Freezer metadata file" in n for n in b.notes)
+        assert sum(p.stat().st_size for p in rc.spool.rglob("*") if p.is_file()) < 1000
+    s.close()

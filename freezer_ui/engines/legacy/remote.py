@@ -39,6 +39,9 @@ from .discovery import At, Chain, Generation, LegacyBackup, discover, find_backu
 from .errors import LegacyError
 from .restore import RestoreResult, restore
 
+# The agent writes each metadata object as one JSON line of a few hundred bytes.
+MAX_METADATA = 1 << 20
+
 
 class RemoteContainer:
     """A Freezer container on ``storage`` (rooted at the container), read through a spool."""
@@ -73,9 +76,15 @@ class RemoteContainer:
 
     def discover(self) -> list[LegacyBackup]:
         """The container's backups, as :func:`discovery.discover` reports a local one."""
+        too_big: dict[str, int] = {}
         try:
             for obj in self.storage.list("metadata/"):
                 dest = self._local(obj.key)
+                if obj.size > MAX_METADATA:
+                    # The agent writes a one-line JSON document; anything this large is not
+                    # one, and copying it could fill the spool's disk.
+                    too_big[obj.key] = obj.size
+                    continue
                 if dest.is_file() and dest.stat().st_size == obj.size:
                     continue  # metadata objects are written once: a second look re-uses it
                 self._download(obj.key, dest)
@@ -87,7 +96,20 @@ class RemoteContainer:
                     dest.touch()
         except StorageError as e:
             raise LegacyError(f"{self.storage.url}: cannot read the container: {e}") from e
-        return [self._remote_view(b) for b in discover(self.spool)]
+        backups = [self._remote_view(b) for b in discover(self.spool)]
+        where = self.storage.url.split("?", 1)[0].rstrip("/")
+        for key, size in too_big.items():
+            parts = key.split("/")  # metadata/<engine>/<host>_<name>/...
+            note = f"{where}/{key}: {size} bytes, not a Freezer metadata file, ignored"
+            engine, bkey = (parts[1], parts[2]) if len(parts) > 3 else ("", key)
+            owner = next((b for b in backups if (b.engine, b.key) == (engine, bkey)), None)
+            if owner is None:
+                # As discovery lists a backup that has only notes (failed runs).
+                host, _, name = bkey.partition("_")
+                owner = LegacyBackup(self.spool, engine, bkey, host, name, [], [])
+                backups.append(owner)
+            owner.notes.append(note)
+        return backups
 
     def _remote_view(self, b: LegacyBackup) -> LegacyBackup:
         """``b`` with the stored sizes (the placeholders are empty) and notes naming the
