@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint unit browser screenshots bench venv system-deps clean
+.PHONY: demo test lint unit browser screenshots bench venv swift-venv system-deps clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,26 @@ $(STAMP):
 
 venv: $(STAMP)
 
+# The real OpenStack Swift the swift storage tests run against (tests/storage/swiftaio.py), in its
+# own venv: Swift pins eventlet and friends that must not leak into the project's venv.
+SWIFT_VENV  := .venv-swift
+SWIFT_STAMP := $(SWIFT_VENV)/.installed-swift-2.38.3-ksm-13.0.1
+$(SWIFT_STAMP):
+	$(PYTHON) -m venv $(SWIFT_VENV)
+	$(SWIFT_VENV)/bin/pip install -q swift==2.38.3 keystonemiddleware==13.0.1 2>&1 | grep -v '^WARNING: Location' || true
+	$(SWIFT_VENV)/bin/python -c 'import swift.proxy.server, keystonemiddleware.auth_token'
+	touch $@
+
+swift-venv: $(SWIFT_STAMP)
+
 # Debian packages the tests and demo drive for real (sudo when not root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-	    || ! command -v mkfs.btrfs >/dev/null; then \
+	    || ! command -v mkfs.btrfs >/dev/null || ! test -x /usr/sbin/sshd \
+	    || ! command -v ssh-keygen >/dev/null; then \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    chromium chromium-driver btrfs-progs >/dev/null; \
+	    chromium chromium-driver btrfs-progs openssh-server openssh-client >/dev/null; \
 	fi
 
 lint: venv
@@ -33,10 +46,10 @@ lint: venv
 
 # The whole suite, browser tests included: headless Chromium against a real Keystone.  A missing
 # Chromium fails them (tests/browser/conftest.py), it never skips them.
-test: system-deps venv lint
+test: system-deps venv swift-venv lint
 	$(VENV)/bin/pytest -p no:cacheprovider
 
-unit: venv
+unit: venv swift-venv
 	$(VENV)/bin/pytest -p no:cacheprovider -m "not browser"
 
 browser: system-deps venv
@@ -53,4 +66,4 @@ bench: venv
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .state
+	rm -rf $(VENV) $(SWIFT_VENV) build dist *.egg-info .state
