@@ -1,5 +1,16 @@
 """Tar engine restore: manifest items -> files under a target, never outside it.
 
+Restore design (issue 3).  This process walks the items and does every namespace operation
+itself, in order (mkdir, create with ``O_EXCL|O_NOFOLLOW`` through SafeTree, links, overwrite
+policies).  On local storage the contents go to two worker processes (restore_workers.py, forked
+before any thread exists, else exec'ed): batches of ~64 files / 4 MiB travel as open
+descriptors (SCM_RIGHTS) with their chunk locations; a worker reads each run of adjacent chunks
+as one pack span, verifies and decompresses every chunk, writes, sets metadata and closes.  Per
+file that leaves one create here and write + metadata there, with no GIL hand-offs.  On the bench
+corpus (68k files, 1.5 GB) it cut CPU from ~14 s (user+sys, 4 writer threads) to ~8 s.  Other
+storages keep the writer threads below.  A corrupt chunk or a dead worker fails the restore; the
+workers are killed and reaped on every error path.
+
 All writes go through :class:`freezer_ui.engines.safepath.SafeTree` (dir fds opened with
 ``O_NOFOLLOW``) and leaf operations relative to the parent's fd, so neither hostile manifests nor
 symlinks already present in the target can redirect a write. Directory metadata (mode, times)
