@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,8 @@ SEAL_BATCH_CHUNKS = 128
 PENDING_BYTES_PER_WORKER = 4 << 20
 # Sealed blobs buffered for a pack upload that has not written them yet.
 STREAM_BUFFER = 4 << 20
+# Small blobs are handed to the upload joined into pieces of this size.
+COALESCE_BYTES = 256 << 10
 
 
 class _UploadAborted(Exception):
@@ -123,6 +125,36 @@ class _PackStream:
             yield part
 
 
+class _Coalescer:
+    """The sink a pack builder writes to: small parts (the blobs of small files, a few KiB
+    each) are joined into pieces of ``limit`` bytes before they go to the upload.  Each
+    ``feed`` wakes the uploader thread and costs it a write: one per blob was ~70k thread
+    hand-offs for the bench corpus' first backup."""
+
+    def __init__(self, feed: Callable[[bytes], None], limit: int = COALESCE_BYTES) -> None:
+        self._feed = feed
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def __call__(self, part: bytes) -> None:
+        if len(part) >= self._limit:
+            self.flush()
+            self._feed(part)
+            return
+        self._parts.append(part)
+        self._size += len(part)
+        if self._size >= self._limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            parts = self._parts
+            self._parts = []
+            self._size = 0
+            self._feed(parts[0] if len(parts) == 1 else b"".join(parts))
+
+
 def _seal_batch(envelope: Envelope, batch: list[tuple[bytes, int, bytes]]) -> list[bytes]:
     return [envelope.seal(BLOB_CHUNK, cid, payload) for cid, _size, payload in batch]
 
@@ -170,6 +202,7 @@ class Writer:
         self._pending: deque[tuple[list[tuple[bytes, int]], int, Future[list[bytes]]]] = deque()
         self._pending_bytes = 0
         self._builder: PackBuilder | None = None
+        self._sink = _Coalescer(lambda part: None)  # the pack being filled's, once there is one
         self._stream: _PackStream | None = None
         self._stream_fut: Future[int] | None = None
         self._uploads: deque[tuple[bytes, list[PackEntry], Future[int]]] = deque()
@@ -389,7 +422,8 @@ class Writer:
         """A new pack whose upload starts now and consumes its parts as they are added."""
         assert self._uploader is not None
         stream = _PackStream()
-        builder = PackBuilder(self.repo.envelope, sink=stream.feed)
+        self._sink = _Coalescer(stream.feed)
+        builder = PackBuilder(self.repo.envelope, sink=self._sink)
         fut = self._uploader.submit(self.storage.put, pack_key(builder.pack_id), stream)
         stream.attach(fut)
         self._builder, self._stream, self._stream_fut = builder, stream, fut
@@ -403,6 +437,7 @@ class Writer:
         self._builder = self._stream = self._stream_fut = None
         try:
             builder.finish()  # trailer and footer go to the stream
+            self._sink.flush()
         except BaseException:
             stream.abort()
             raise
