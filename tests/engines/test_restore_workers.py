@@ -17,7 +17,7 @@ import pytest
 from freezer_ui.engines.tar import restore as restore_mod
 from freezer_ui.engines.tar.restore_workers import RestoreWorkerError, WorkerPool, can_fork
 from freezer_ui.progress import Progress
-from freezer_ui.repository import CorruptData, Repository
+from freezer_ui.repository import CorruptData, MissingChunk, Repository
 from freezer_ui.repository.format import pack_key
 from freezer_ui.storage import LocalStorage
 from tests.engines.conftest import backup
@@ -187,4 +187,33 @@ def test_interrupt_reaps_the_workers(repo, engine, tmp_path: Path, pools, alarm)
 
     with pytest.raises(KeyboardInterrupt):
         engine.restore(repo, gid, str(tmp_path / "out"), progress=_Hook(100, interrupt))
+    assert_no_worker_left(pools)
+
+
+def test_missing_chunk_fails_the_restore_as_read_chunk_does(
+    repo, engine, tmp_path: Path, pools, alarm
+) -> None:
+    src = str(tmp_path / "src")
+    many_files_tree(src)
+    gid = backup(engine, repo, src).generation_id
+    gen = repo.open_generation(gid)
+    meta_packs = {repo.index.by_chunk[cid][0] for cid, _ in gen.item_chunks}
+    cid = next(
+        c
+        for i in gen.items()
+        if i["path"].startswith("many/d7/")
+        for c, _n in i.get("chunks") or []
+        if repo.index.by_chunk[c][0] not in meta_packs
+    )
+    # The pack is lost from storage: its chunks count as absent after the index reload.
+    os.unlink(os.path.join(repo.storage.root, *pack_key(repo.index.by_chunk[cid][0]).split("/")))
+    fresh = Repository.open(LocalStorage(repo.storage.root, create=False))
+    with pytest.raises(MissingChunk) as direct:
+        fresh.read_chunk(cid)
+    with pytest.raises(MissingChunk) as failed:
+        engine.restore(fresh, gid, str(tmp_path / "out"))
+    assert str(failed.value).startswith("chunk ") and "is not in the repository" in str(
+        failed.value
+    )
+    assert str(direct.value) == f"chunk {cid.hex()} is not in the repository"
     assert_no_worker_left(pools)

@@ -401,11 +401,16 @@ class TarRestore:
         looked up here, where the index is, so workers need none."""
         size = int(item.get("size", 0))
         refs = []
+        located = self.repo.index.by_chunk.get  # one lookup per chunk: the walk's hot loop
+        keys = self._pack_keys
         for cid, n in item.get("chunks") or []:
-            pack_id, offset, length, csize = self._locate(cid)
-            key = self._pack_keys.get(pack_id)
+            loc = located(cid)
+            if loc is None:
+                loc = self._locate_again(cid)
+            pack_id, offset, length, csize = loc
+            key = keys.get(pack_id)
             if key is None:
-                key = self._pack_keys[pack_id] = pack_key(pack_id)
+                key = keys[pack_id] = pack_key(pack_id)
             refs.append((key, offset, length, csize, cid, n))
         extents = item.get("sparse")
         if extents is not None:
@@ -418,14 +423,12 @@ class TarRestore:
         meta = (int(item.get("mode", 0o644)) & 0o7777, uid, gid, xattrs, _times(item))
         return (shown, size, refs, extents, meta)
 
-    def _locate(self, cid: bytes) -> tuple[bytes, int, int, int]:
+    def _locate_again(self, cid: bytes) -> tuple[bytes, int, int, int]:
         # As Repository.read_chunk: one index reload before a chunk counts as missing.
+        self.repo.refresh_index()
         loc = self.repo.index.by_chunk.get(cid)
         if loc is None:
-            self.repo.refresh_index()
-            loc = self.repo.index.by_chunk.get(cid)
-            if loc is None:
-                raise MissingChunk(f"chunk {cid.hex()} is not in the repository")
+            raise MissingChunk(f"chunk {cid.hex()} is not in the repository")
         return loc  # type: ignore[no-any-return]
 
     def _flush(self) -> None:
