@@ -194,6 +194,7 @@ class FilesCache:
         self._fd: int | None = None
         self._segments: tuple[_Segment, ...] = ()
         self._first: _Segment | None = None
+        self._second: _Segment | None = None
         # whether old entries may remain (a lookup is pointless otherwise)
         self.old = False
         self._last: tuple[str, Entry, bytes] | None = None
@@ -228,12 +229,13 @@ class FilesCache:
         try:
             cache._segments = _open_segments(fd, _identity(path))
             cache._fd = fd
-            cache._first = cache._segments[0]
+            a, b = cache._segments
+            cache._first, cache._second = (a, b) if a.left >= b.left else (b, a)
             cache.old = any(seg.head is not None for seg in cache._segments)
         except (OSError, CacheFileError, struct.error, UnicodeDecodeError) as e:
             os.close(fd)
             cache._segments = ()
-            cache._first = None
+            cache._first = cache._second = None
             cache.old = False
             cache._discard(str(e) if not isinstance(e, OSError) else e.strerror or str(e))
         return cache
@@ -254,17 +256,23 @@ class FilesCache:
         Called in walk order: records before ``path`` (files gone since) are passed."""
         rec = None
         try:
-            # the usual case, inlined: the next unchanged-file record is this path
+            # The usual case, inlined: the next record of the larger segment (of the other
+            # one, right after a run that read most files) is this path.
             a = self._first
             if a is not None and a.i < len(a.recs) and a.recs[a.i][0] == path:
                 rec = a.recs[a.i]
                 a.i += 1
             else:
-                rec = self._seek(path)
+                b = self._second
+                if b is not None and b.i < len(b.recs) and b.recs[b.i][0] == path:
+                    rec = b.recs[b.i]
+                    b.i += 1
+                else:
+                    rec = self._seek(path)
         except (OSError, CacheFileError, struct.error) as e:
             # checked whole at load: only a file changed under us gets here
             self._segments = ()
-            self._first = None
+            self._first = self._second = None
             self.old = False
             self._discard(str(e))
             return None
@@ -401,7 +409,7 @@ class FilesCache:
             os.close(self._fd)
             self._fd = None
             self._segments = ()
-            self._first = None
+            self._first = self._second = None
             self.old = False
 
     def stats(self) -> dict[str, Any]:

@@ -248,6 +248,11 @@ class _PackEntries(Mapping[bytes, list[PackEntry]]):
         return len(self._d)
 
 
+# Chunk ids found in an index cache that are remembered (per generation of two) so that
+# asking again soon costs a set lookup: more than a backup's window of items in flight.
+_RECENT = 4096
+
+
 class _CachedLocations(Mapping[bytes, tuple[bytes, int, int, int]]):
     """``_Locations`` over a memory-mapped index cache: the cached chunks are searched in
     the file, chunks added since (new index objects, this session's packs) live in a small
@@ -260,10 +265,14 @@ class _CachedLocations(Mapping[bytes, tuple[bytes, int, int, int]]):
         self._overlay_d = self.overlay._d
         self._ids = base._ids
         self._fan = base._fan
+        self._recent: set[bytes] = set()
+        self._older: set[bytes] = set()
 
     def add_entries(self, pack_id: bytes, entries: Iterable[PackEntry]) -> None:
-        find = self.base.find
-        self.overlay.add_entries(pack_id, [e for e in entries if find(e[0]) < 0])
+        if self.base.n:  # (a first backup's cache is empty: nothing to search)
+            find = self.base.find
+            entries = [e for e in entries if find(e[0]) < 0]
+        self.overlay.add_entries(pack_id, entries)
 
     def __getitem__(self, chunk_id: bytes) -> tuple[bytes, int, int, int]:
         i = self.base.find(chunk_id)
@@ -274,9 +283,12 @@ class _CachedLocations(Mapping[bytes, tuple[bytes, int, int, int]]):
         return self.base.location(i) if i >= 0 else self.overlay.get(chunk_id, default)
 
     def __contains__(self, chunk_id: object) -> bool:
-        # The hot call of a backup (``Writer.known``, twice per chunk): MappedIndex.find
-        # inlined, a frame less per call.
-        if chunk_id in self._overlay_d:
+        # The hot call of a backup (``Writer.known``): MappedIndex.find inlined, a frame
+        # less per call.  A backup asks twice for each chunk of an unchanged file (while
+        # walking, then when committing the item, a window later): the ids found recently
+        # are kept in two small generations of sets, so the second ask is a set lookup.
+        # Safe: nothing leaves the index while a writer holds its lock.
+        if chunk_id in self._recent or chunk_id in self._older or chunk_id in self._overlay_d:
             return True
         if type(chunk_id) is not bytes or len(chunk_id) != ID_LEN:
             return False
@@ -287,7 +299,13 @@ class _CachedLocations(Mapping[bytes, tuple[bytes, int, int, int]]):
         pos = ids.find(chunk_id, ID_LEN * fan[b], end)
         while pos >= 0 and pos % ID_LEN:  # a match must start on a record boundary
             pos = ids.find(chunk_id, pos + 1, end)
-        return pos >= 0
+        if pos < 0:
+            return False
+        recent = self._recent
+        recent.add(chunk_id)
+        if len(recent) >= _RECENT:
+            self._older, self._recent = recent, set()
+        return True
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self.base.iter_ids()
@@ -704,7 +722,7 @@ class Repository:
                 no = len(pack_ids)
                 pack_ids.append(pid)
                 for cid, offset, length, size in idx.packs.overlay[pid]:
-                    if cid not in new and base.find(cid) < 0:
+                    if cid not in new and (not base.n or base.find(cid) < 0):
                         new[cid] = pack_location(no, offset, length, size)
             chunks = sorted(new.items())
             regions = build_regions(chunks) if base.n == 0 else merge_regions(base, chunks)
