@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"  # Debian's openssh-sftp-server
 # The Debian packages CI needs: sshd itself (pulls openssh-client for ssh-keygen and
 # openssh-sftp-server; we use sshd's built-in internal-sftp either way).
 APT_PACKAGES = ("openssh-server",)
@@ -62,8 +63,9 @@ def _free_port() -> int:
 class SSHServer:
     """One running sshd. ``user``, ``port``, ``client_key``, ``known_hosts`` say how to reach it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, sftp_log_level: str | None = None) -> None:
         self.workdir = workdir
+        self.sftp_log_level = sftp_log_level
         self.user = getpass.getuser()
         self.host = "127.0.0.1"
         self.port = 0
@@ -71,16 +73,21 @@ class SSHServer:
         self.client_key = workdir / "id_ed25519"
         self.known_hosts = workdir / "known_hosts"
         self.log = workdir / "sshd.log"
+        self.sftp_log = workdir / "sftp-server.log"  # with sftp_log_level only
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start(cls, workdir: Path | None = None, timeout: float = 15.0) -> SSHServer:
+    def start(
+        cls, workdir: Path | None = None, timeout: float = 15.0, sftp_log_level: str | None = None
+    ) -> SSHServer:
+        """``sftp_log_level`` (e.g. "DEBUG3"): the SFTP server logs each request it executes
+        into ``self.sftp_log``, so a test can see what reached the server."""
         reason = missing_reason()
         if reason:
             raise RuntimeError(reason)
         workdir = Path(workdir or tempfile.mkdtemp(prefix="freezer-ui-sshd-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        server = cls(workdir)
+        server = cls(workdir, sftp_log_level)
         _keygen(server.host_key)
         _keygen(server.client_key)
         (workdir / "authorized_keys").write_bytes(
@@ -125,12 +132,24 @@ class SSHServer:
                     # connections at once (threads, reconnects, the Freezer agent).
                     "MaxSessions 32",
                     "MaxStartups 64",
-                    "Subsystem sftp internal-sftp",
+                    f"Subsystem sftp {self._sftp_logger()}"
+                    if self.sftp_log_level
+                    else "Subsystem sftp internal-sftp",
                     "LogLevel VERBOSE",
                     "",
                 ]
             )
         )
+
+    def _sftp_logger(self) -> Path:
+        # sshd discards a subsystem's stderr, and internal-sftp logs to syslog (none here): the
+        # separate sftp-server with -e, its stderr sent to a file, shows every request served.
+        wrapper = self.workdir / "sftp-server-logged"
+        wrapper.write_text(
+            f"#!/bin/sh\nexec {SFTP_SERVER} -e -l {self.sftp_log_level} 2>>{self.sftp_log}\n"
+        )
+        wrapper.chmod(0o755)
+        return wrapper
 
     def _launch(self, timeout: float) -> bool:
         log = open(self.log, "ab")  # noqa: SIM115 - handed to the child

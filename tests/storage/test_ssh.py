@@ -214,6 +214,7 @@ def test_put_interrupted_by_drop_raises_and_leaves_only_debris(tmp_path: Path) -
         assert not s.exists("k")  # and the storage works again
         temps = [p.name for p in (tmp_path / "r").iterdir()]
         assert all(n.startswith(".tmp-") for n in temps)
+        assert temps and s.remove_leftovers(older_than=3600) == 0  # too fresh to be debris
         assert s.remove_leftovers(older_than=0) == len(temps)
         assert list((tmp_path / "r").iterdir()) == []
         s.close()
@@ -239,19 +240,32 @@ def test_rename_never_replaces_even_past_the_existence_check(storage: SSHStorage
     assert storage.remove_leftovers(older_than=0) == 0  # the loser's temp file is gone
 
 
-def test_fsync_extension_is_sent_and_accepted(
-    storage: SSHStorage, caplog: pytest.LogCaptureFixture
+def test_server_fsyncs_then_renames_without_replacing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from paramiko.sftp import CMD_EXTENDED
+    """What reached the server, from its own log: the temp file fsynced, closed, then the
+    standard RENAME (not posix-rename@openssh.com, which would replace an existing key)."""
+    import re
 
     caplog.set_level(logging.WARNING, logger="freezer_ui.storage.ssh")
-    storage.put("k", [b"durable"])
-    assert "fsync@openssh.com" not in caplog.text
-    # The server really rejects extensions it lacks, with the text _fsync looks for: the
-    # absence of a warning above is therefore an accepted fsync, not a silent no-op.
-    with storage._channel() as (_gen, sftp):
-        with pytest.raises(OSError, match="(?i)unsupported"):
-            sftp._request(CMD_EXTENDED, "no-such-extension@example.org", b"")
+    srv = SSHServer.start(tmp_path / "sshd", sftp_log_level="DEBUG3")
+    try:
+        s = SSHStorage.from_url(srv.url(tmp_path / "r"))
+        s.put("a/k", [b"durable"])
+        s.close()
+    finally:
+        srv.stop()
+    events = [
+        line
+        for line in srv.sftp_log.read_text().splitlines()
+        if re.match(r'(fsync|close|rename|posix-rename) "?', line)
+    ]
+    tmp = re.escape(str(tmp_path / "r" / "a")) + r"/\.tmp-[0-9a-f]+"
+    assert len(events) == 3, events
+    assert re.fullmatch(f'fsync "{tmp}"', events[0])
+    assert re.fullmatch(f'close "{tmp}" bytes read 0 written 7', events[1])
+    assert re.fullmatch(f'rename old "{tmp}" new "{tmp_path}/r/a/k"', events[2])
+    assert "fsync@openssh.com" not in caplog.text  # no "server lacks the extension" warning
 
 
 def test_threads_share_the_channel_pool(tmp_path: Path, server: SSHServer) -> None:
