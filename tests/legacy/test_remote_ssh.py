@@ -19,13 +19,12 @@ from freezer_ui.engines.legacy import LegacyError, find_backup
 from freezer_ui.engines.legacy.__main__ import main as legacy_main
 from freezer_ui.engines.legacy.remote import RemoteContainer
 from freezer_ui.storage import STORAGE_TABLE, Storage
+from freezer_ui.storage.ssh import SSHStorage
 from tests.legacy.helpers import leftovers, snapshot
 from tests.legacy.remote_make_fixture import OUT, SCENARIO, agent_bin, generate
 from tests.storage.sshd import SSHServer, missing_reason, shared_server
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
-
-from freezer_ui.storage.ssh import SSHStorage  # noqa: E402 - after the skip check
 
 FIXTURE = OUT / SCENARIO
 DOC = json.loads((OUT / f"{SCENARIO}.expected.json").read_text())

@@ -26,17 +26,11 @@ from freezer_ui.storage import (
     StorageFull,
     get_storage,
 )
+from freezer_ui.storage.ssh import AuthenticationFailed, HostKeyError, SSHStorage
 from tests.storage.contract import StorageContract
 from tests.storage.sshd import SSHServer, make_ssh_storage, missing_reason, shared_server
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
-paramiko = pytest.importorskip("paramiko", reason="paramiko is a dependency of freezer-ui")
-
-from freezer_ui.storage.ssh import (  # noqa: E402 - after the skip checks
-    AuthenticationFailed,
-    HostKeyError,
-    SSHStorage,
-)
 
 
 @pytest.fixture(autouse=True)
