@@ -264,9 +264,12 @@ def serve(sock: socket.socket, repo: Any) -> int:
     writer = _Writer(repo)
     failed = False
     while True:
-        msg = recv_msg(sock, want_fds=True)
+        try:
+            msg = recv_msg(sock, want_fds=True)
+        except ConnectionError:
+            msg = None
         if msg is None:
-            return 0
+            return 0  # end of stream: the restore ended, or the walk is gone
         files, fds = msg
         if failed or len(fds) != len(files):
             _close_all(fds)
@@ -280,7 +283,10 @@ def serve(sock: socket.socket, repo: Any) -> int:
             failed = True
             exc.add_note("(in a restore worker process)\n" + traceback.format_exc())
             result = ("fatal", _portable(exc))
-        send_msg(sock, result)
+        try:
+            send_msg(sock, result)
+        except ConnectionError:
+            return 0  # the walk is gone (killed): nobody to answer, nothing more to do
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -295,12 +301,20 @@ def _portable(exc: BaseException) -> BaseException:
     return RestoreWorkerError(f"{type(exc).__name__}: {exc}")
 
 
+def _worker_signals() -> None:
+    # Ctrl-C reaches the whole process group: the walk decides, and kills us.  A forked
+    # worker must not run the caller's own handlers (an agent's graceful SIGTERM): die.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _child_main(sock_fd: int) -> int:
     """Entry of an exec'ed worker: the repository's storage root, config and keys come first."""
     from freezer_ui.repository.repository import Repository
     from freezer_ui.storage.local import LocalStorage
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the walk decides; it kills us on Ctrl-C
+    _worker_signals()
     sock = socket.socket(fileno=sock_fd)
     sock.setblocking(True)  # the parent's default timeout may have made it non-blocking
     msg = recv_msg(sock)
@@ -377,7 +391,7 @@ class WorkerPool:
                 if pid == 0:  # the child: never returns into the caller's code
                     code = 70
                     try:
-                        signal.signal(signal.SIGINT, signal.SIG_IGN)
+                        _worker_signals()
                         # Other workers' sockets must not stay open here, or their EOF
                         # (the walk closing them) would never arrive.
                         parent.close()
