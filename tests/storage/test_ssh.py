@@ -369,6 +369,7 @@ def test_repository_roundtrip_over_ssh(tmp_path: Path, server: SSHServer) -> Non
 def _measure() -> None:  # pragma: no cover - run by hand: python -m tests.storage.test_ssh
     """Throughput of put/get with 4 threads over 1, 2, 4 channels (and one thread as base)."""
     import resource
+    import shutil
     import tempfile
 
     srv = SSHServer.start()
@@ -396,6 +397,8 @@ def _measure() -> None:  # pragma: no cover - run by hand: python -m tests.stora
                     t.join()
                 wall = time.monotonic() - t0
                 r1 = resource.getrusage(resource.RUSAGE_SELF)
+                for o in list(s.list()):
+                    s.delete(o.key)  # keep the disk use of the whole run to one round
                 mb = threads * per * len(blob) * 2 / 1e6
                 cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
                 print(
@@ -405,6 +408,7 @@ def _measure() -> None:  # pragma: no cover - run by hand: python -m tests.stora
                 s.close()
     finally:
         srv.stop()
+        shutil.rmtree(srv.workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
