@@ -134,13 +134,14 @@ class _Coalescer:
     def __init__(self, feed: Callable[[bytes], None], limit: int = COALESCE_BYTES) -> None:
         self._feed = feed
         self._limit = limit
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._size = 0
 
-    def __call__(self, part: bytes) -> None:
+    def __call__(self, part: bytes | memoryview) -> None:
         if len(part) >= self._limit:
             self.flush()
-            self._feed(part)
+            # storages are given bytes (a view from add_sealed points into a larger buffer)
+            self._feed(part if type(part) is bytes else bytes(part))
             return
         self._parts.append(part)
         self._size += len(part)
@@ -152,7 +153,7 @@ class _Coalescer:
             parts = self._parts
             self._parts = []
             self._size = 0
-            self._feed(parts[0] if len(parts) == 1 else b"".join(parts))
+            self._feed(b"".join(parts))
 
 
 def _seal_batch(envelope: Envelope, batch: list[tuple[bytes, int, bytes]]) -> list[bytes]:
@@ -358,7 +359,7 @@ class Writer:
                 raise
         return ChunkRef(cid, size)
 
-    def add_sealed(self, chunk_id: bytes, size: int, blob: bytes | None) -> ChunkRef:
+    def add_sealed(self, chunk_id: bytes, size: int, blob: bytes | memoryview | None) -> ChunkRef:
         """Store a chunk that was hashed and sealed elsewhere, unless it is already known.
 
         For the backup's worker processes: they seal (compress, encrypt) new-looking chunks
@@ -394,7 +395,7 @@ class Writer:
             raise
         return ChunkRef(chunk_id, size)
 
-    def _place(self, chunk_id: bytes, size: int, blob: bytes) -> None:
+    def _place(self, chunk_id: bytes, size: int, blob: bytes | memoryview) -> None:
         builder = self._builder if self._builder is not None else self._start_pack()
         builder.add(chunk_id, size, blob)
         self.stats["stored_bytes"] += len(blob)

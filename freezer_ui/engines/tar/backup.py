@@ -240,7 +240,7 @@ class TarBackup:
             self._abort.set()
             workers.close(kill=not finished)
 
-    def _on_chunk(self, job: Job, cid: bytes, size: int, blob: bytes | None) -> None:
+    def _on_chunk(self, job: Job, cid: bytes, size: int, blob: memoryview | None) -> None:
         """A chunk from a worker, in its file's order: stored (unless known) right away."""
         self._w.add_sealed(cid, size, blob)
         job.chunks.append([cid, size])

@@ -63,7 +63,8 @@ _F_SETPIPE_SZ = 1031
 _F_GETPIPE_SZ = 1032
 _PR_SET_PDEATHSIG = 1
 
-_HEAD = struct.Struct("<I")
+# result message header: length of the msgpack records, length of the blobs after them
+_HEAD = struct.Struct("<II")
 _fadvise = getattr(os, "posix_fadvise", None)
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 
@@ -162,27 +163,51 @@ class _XattrEvents:
 # --- the worker process ----------------------------------------------------------------------
 
 
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """``writev`` until every byte is written (a pipe may take part of it)."""
+    while parts:
+        n = os.writev(fd, parts[:1024])
+        while parts and n >= len(parts[0]):
+            n -= len(parts[0])
+            parts = parts[1:] if len(parts) > 1 else []
+        if n:
+            parts = [memoryview(parts[0])[n:], *parts[1:]]  # type: ignore[list-item]
+
+
+def _read_exact(fd: int, n: int) -> bytearray:
+    """``n`` bytes from a pipe, read straight into one buffer; EOFError if it closes."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    pos = 0
+    while pos < n:
+        got = os.readv(fd, [view[pos:]])
+        if not got:
+            raise EOFError
+        pos += got
+    return buf
+
+
 class _Sender:
     """Collects a worker's records and sealed blobs; one message per :meth:`send`.
 
-    Message: u32 length of the msgpack records, the records, then the blobs back to back.
-    Records: ``[cid, size, blob length]`` per chunk (blob length 0: stored already) and
-    ``[status, ...]`` (a list starting with an int) at the end of each file."""
+    Message: ``_HEAD`` (lengths), the msgpack records, then the blobs back to back, written
+    with one ``writev`` (no joined copy).  Records: ``[cid, size, blob length]`` per chunk
+    (blob length 0: stored already) and ``[status, ...]`` (a list starting with an int) at
+    the end of each file."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.records: list[Any] = []
-        self.blobs: list[bytes] = [b""]
+        self.blobs: list[bytes] = []
         self.nbytes = 0
 
     def send(self) -> None:
         if not self.records:
             return
         meta = msgpack.packb(self.records, use_bin_type=True)
-        self.blobs[0] = _HEAD.pack(len(meta)) + meta
-        self.conn.send_bytes(b"".join(self.blobs))
+        _write_all(self.fd, [_HEAD.pack(len(meta), self.nbytes), meta, *self.blobs])
         self.records = []
-        self.blobs = [b""]
+        self.blobs = []
         self.nbytes = 0
 
 
@@ -195,7 +220,7 @@ def _serve(
     params = repo.chunker_params
     small_max = params.min
     emitted: set[bytes] = set()
-    out = _Sender(results)
+    out = _Sender(results.fileno())
 
     def chunk(data: bytes | memoryview) -> None:
         cid = chunk_id(data)
@@ -279,7 +304,7 @@ def _child(
     except BaseException:  # noqa: BLE001 - reported to the backup, which raises it
         code = 1
         try:
-            results.send_bytes(_fatal_message(traceback.format_exc()))
+            _write_all(results.fileno(), [_fatal_message(traceback.format_exc())])
         except BaseException:  # noqa: BLE001, S110 - the backup sees EOF instead
             pass
     finally:
@@ -288,7 +313,7 @@ def _child(
 
 def _fatal_message(text: str) -> bytes:
     meta = msgpack.packb([["fatal", text[-4000:]]], use_bin_type=True)
-    return _HEAD.pack(len(meta)) + meta
+    return _HEAD.pack(len(meta), 0) + meta
 
 
 def _die_with_parent() -> None:
@@ -343,7 +368,7 @@ class Workers:
         repo: Any,
         known: Callable[[bytes], bool],
         count: int,
-        on_chunk: Callable[[Job, bytes, int, bytes | None], None],
+        on_chunk: Callable[[Job, bytes, int, memoryview | None], None],
     ) -> None:
         self.on_chunk = on_chunk
         self.workers: list[_Worker] = []
@@ -453,14 +478,14 @@ class Workers:
         return True
 
     def _receive(self, w: _Worker) -> None:
+        fd = w.results.fileno()
         try:
-            msg = w.results.recv_bytes()
+            n, nblobs = _HEAD.unpack(_read_exact(fd, _HEAD.size))
+            view = memoryview(_read_exact(fd, n + nblobs))
         except (EOFError, OSError):
             raise self._died(w, "") from None
-        view = memoryview(msg)
-        (n,) = _HEAD.unpack_from(view)
-        records = msgpack.unpackb(view[4 : 4 + n])
-        pos = 4 + n
+        records = msgpack.unpackb(view[:n])
+        pos = n
         on_chunk = self.on_chunk
         for rec in records:
             if type(rec[0]) is int:  # end of a file
@@ -481,7 +506,8 @@ class Workers:
             job = w.running[0]
             blob = None
             if blen:
-                blob = bytes(view[pos : pos + blen])
+                # a view into the message: the writer copies it into the pack's stream
+                blob = view[pos : pos + blen]
                 pos += blen
             on_chunk(job, cid, size, blob)
 
