@@ -262,3 +262,71 @@ def test_workers_die_with_a_killed_backup(repo, tmp_path: Path) -> None:
         time.sleep(0.05)
     assert not [pid for pid in pids if alive(pid)]
     assert repo.generation_ids() == [] and repo.verify().ok
+
+
+def test_concurrent_backups_in_one_process(tmp_path: Path) -> None:
+    """Two backups at once in one process (the agent runs jobs in threads): the second
+    one's workers must not hold the first one's pipes, or the first one's workers would
+    never see the end of their jobs and would have to be killed."""
+    import threading
+
+    from freezer_ui.repository import Repository
+    from freezer_ui.storage import LocalStorage
+    from tests.engines.conftest import SMALL_CHUNKER
+
+    a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    class Gate(Progress):
+        """At its first step: says so, then waits for ``other``: a ends while b's workers
+        are alive (forked while a's were)."""
+
+        def __init__(self, mine: threading.Event, other: threading.Event) -> None:
+            super().__init__()
+            self.mine, self.other = mine, other
+
+        def advance(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002
+            if not self.mine.is_set():
+                self.mine.set()
+                assert self.other.wait(30)
+            super().advance(bytes=bytes, files=files)
+
+    runs: dict[str, tb.TarBackup] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, progress: Progress) -> None:
+        try:
+            storage = LocalStorage(str(tmp_path / f"repo-{name}"))
+            Repository.init(storage, None, "none", chunker=SMALL_CHUNKER, pack_size=1 << 20)
+            src = tmp_path / f"src-{name}"
+            _tree(src, files=150)
+            t = tb.TarBackup(
+                Repository.open(storage),
+                str(src),
+                backup_name=name,
+                hostname="h",
+                excludes=[],
+                one_file_system=False,
+                progress=progress,
+                cache_dir=str(tmp_path / "cache"),
+            )
+            runs[name] = t
+            t.run()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            if name == "a":
+                a_done.set()
+
+    before = _children()
+    ta = threading.Thread(target=run, args=("a", Gate(a_in, b_in)))
+    ta.start()
+    assert a_in.wait(30)  # a's workers are running
+    tb_ = threading.Thread(target=run, args=("b", Gate(b_in, a_done)))
+    tb_.start()
+    ta.join(60)
+    tb_.join(60)
+    assert not errors
+    for t in runs.values():
+        # every worker ended on its own when its job pipe closed (0), none was killed
+        assert [w.status for w in t._workers.workers] == [0] * len(t._workers.workers)
+    assert _children() - before == set()

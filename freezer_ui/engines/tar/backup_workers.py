@@ -32,6 +32,7 @@ import os
 import select
 import signal
 import struct
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -67,6 +68,13 @@ _PR_SET_PDEATHSIG = 1
 _HEAD = struct.Struct("<II")
 _fadvise = getattr(os, "posix_fadvise", None)
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
+
+# The parent's ends of every live worker's pipes in this process (several backups may run
+# in one agent process).  A forked worker closes its copies: a worker holding another
+# worker's job pipe would keep that one from ever seeing EOF.  The lock keeps a fork from
+# copying ends that are being created or closed meanwhile.
+_FORK_LOCK = threading.Lock()
+_OPEN_ENDS: set[Connection] = set()
 
 # end-of-file record statuses
 OK, CANNOT_OPEN, READ_ERROR = 0, 1, 2
@@ -402,19 +410,21 @@ class Workers:
             self._pipe_limit = min(self._pipe_limit, size // 2)
         except OSError:
             self._pipe_limit = min(self._pipe_limit, 32 << 10)
-        inherited = [c for w in self.workers for c in (w.jobs, w.results)]
-        try:
-            pid = os.fork()
-        except OSError as e:
-            for c in (job_r, job_w, res_r, res_w):
-                c.close()
-            raise WorkerError(f"cannot start a backup worker process: {e.strerror or e}") from e
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            job_w.close()
-            res_r.close()
-            _child(job_r, res_w, inherited, repo, known)
-        job_r.close()
-        res_w.close()
+        with _FORK_LOCK:
+            inherited = list(_OPEN_ENDS)
+            try:
+                pid = os.fork()
+            except OSError as e:
+                for c in (job_r, job_w, res_r, res_w):
+                    c.close()
+                raise WorkerError(f"cannot start a backup worker process: {e.strerror or e}") from e
+            if pid == 0:  # pragma: no cover - the child's coverage is not collected
+                job_w.close()
+                res_r.close()
+                _child(job_r, res_w, inherited, repo, known)
+            job_r.close()
+            res_w.close()
+            _OPEN_ENDS.update((job_w, res_r))
         self.workers.append(_Worker(pid, job_w, res_r))
 
     # -- jobs ------------------------------------------------------------------------------
@@ -552,12 +562,14 @@ class Workers:
     def close(self, kill: bool = False) -> None:
         """Stop every worker and reap it: closing the job pipe ends a worker's loop; with
         ``kill`` (or if one does not end within a few seconds) it is killed."""
-        for w in self.workers:
-            for c in (w.jobs, w.results):
-                try:
-                    c.close()
-                except OSError:
-                    pass
+        with _FORK_LOCK:
+            for w in self.workers:
+                for c in (w.jobs, w.results):
+                    _OPEN_ENDS.discard(c)
+                    try:
+                        c.close()
+                    except OSError:
+                        pass
         for w in self.workers:
             if w.status is not None:
                 continue
