@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from freezer_ui.storage import LocalStorage, Storage
+from tests.storage.sshd import make_ssh_storage
+from tests.storage.swiftaio import storage_factory as make_swift_storage
 
 
 def _local(tmp_path: Path) -> Storage:
@@ -21,6 +23,9 @@ def _local(tmp_path: Path) -> Storage:
 
 STORAGE_FACTORIES: dict[str, Callable[[Path], Storage]] = {
     "local": _local,
+    # a real sshd / Swift all-in-one on loopback, started once per test process
+    "ssh": make_ssh_storage,
+    "swift": make_swift_storage,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from freezer_ui.storage import STORAGE_TABLE, storage_classes
+from freezer_ui.storage.registry import builtin_class, storage_names
 from tests.storage.conftest import STORAGE_FACTORIES
 from tests.storage.contract import StorageContract
 
@@ -19,5 +20,9 @@ def test_every_registered_storage_has_a_contract_factory() -> None:
 
 
 def test_table_names_match_classes() -> None:
-    for name, cls in STORAGE_TABLE.items():
-        assert cls.name == name
+    for name in STORAGE_TABLE:
+        assert builtin_class(name).name == name
+
+
+def test_names_known_without_importing_client_libraries() -> None:
+    assert {"local", "ssh", "swift"} <= set(storage_names())

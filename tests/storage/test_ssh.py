@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from freezer_ui.storage import (
-    STORAGE_TABLE,
     ObjectExists,
     ObjectNotFound,
     Storage,
@@ -27,17 +26,9 @@ from freezer_ui.storage import (
     get_storage,
 )
 from freezer_ui.storage.ssh import AuthenticationFailed, HostKeyError, SSHStorage
-from tests.storage.contract import StorageContract
 from tests.storage.sshd import SSHServer, make_ssh_storage, missing_reason, shared_server
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
-
-
-@pytest.fixture(autouse=True)
-def _ssh_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The contract reopens storage.url through get_storage(); until "ssh" is in the registry's
-    # table (its owner adds it), put it there for each test's duration.
-    monkeypatch.setitem(STORAGE_TABLE, "ssh", SSHStorage)
 
 
 @pytest.fixture
@@ -50,10 +41,6 @@ def storage(tmp_path: Path) -> Iterator[Storage]:
 @pytest.fixture
 def server() -> SSHServer:
     return shared_server()
-
-
-class TestSSHContract(StorageContract):
-    pass
 
 
 # ------------------------------------------------------------------ URL and options

@@ -29,7 +29,6 @@ from freezer_ui.storage import (
 )
 from freezer_ui.storage.swift import SwiftStorage, settings_from_env
 from tests.storage import swiftaio
-from tests.storage.contract import StorageContract
 
 _ENV_NAMES = [
     "OS_AUTH_URL",
@@ -100,10 +99,6 @@ def _requests(aio: swiftaio.SwiftAIO, method: str, container: str) -> int:
         for line in aio.log("proxy").splitlines()
         if needle in line and "python-swiftclient" in line
     )
-
-
-class TestSwiftContract(StorageContract):
-    """The whole shared contract (tests/storage/contract.py), over the real Swift."""
 
 
 # -- write-once under real races ----------------------------------------------------------------
