@@ -20,7 +20,7 @@ from freezer_ui.progress import Progress
 from freezer_ui.repository import CorruptData, MissingChunk, Repository
 from freezer_ui.repository.format import pack_key
 from freezer_ui.storage import LocalStorage
-from tests.engines.conftest import backup
+from tests.engines.conftest import SMALL_CHUNKER, backup
 from tests.engines.treeutil import build_sample_tree, diff, make_sparse, snapshot
 
 
@@ -94,13 +94,21 @@ def many_files_tree(root: str, n: int = 400) -> None:
     make_sparse(os.path.join(root, "many", "holes.img"), 8 << 20, [(1 << 20, b"z" * 70_000)])
 
 
+@pytest.mark.parametrize("encryption", ["none", "aes-256-gcm"])
 @pytest.mark.parametrize("start", ["fork", "exec"])
 def test_round_trip_through_worker_processes(
-    repo, engine, tmp_path: Path, pools, alarm, monkeypatch, start
+    engine, tmp_path: Path, pools, alarm, monkeypatch, start, encryption
 ) -> None:
     if start == "fork" and not can_fork():
         pytest.skip("another thread runs in this test process: forking would not be safe")
     monkeypatch.setattr(restore_mod, "START", start)
+    # exec'ed workers get the keys over their socket; forked ones inherit them
+    storage = LocalStorage(str(tmp_path / "repo"))
+    pw = "pw" if encryption != "none" else None
+    Repository.init(
+        storage, pw, encryption, chunker=SMALL_CHUNKER, pack_size=1 << 20, scrypt_n=1 << 10
+    )
+    repo = Repository.open(storage, pw)
     src = str(tmp_path / "src")
     many_files_tree(src)
     before = snapshot(src)
