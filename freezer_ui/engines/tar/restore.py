@@ -393,7 +393,10 @@ class TarRestore:
         self._batch.append(job)
         self._batch_fds.append(fd)
         self._batch_bytes += job[1]
-        if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+        if (
+            len(self._batch) >= min(BATCH_FILES, restore_workers.MAX_FDS)
+            or self._batch_bytes >= BATCH_BYTES
+        ):
             self._flush()
 
     def _job(self, item: dict, shown: str) -> tuple:

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from freezer_ui.engines.base import EngineError
 from freezer_ui.repository.errors import RepositoryError
 from freezer_ui.storage import ObjectNotFound
 
@@ -48,7 +49,7 @@ ZERO_BLOCK = 1024 * 1024
 # Outcome per file: ("ok", bytes written, warnings) | ("warn", text) | ("rej", text).
 
 
-class RestoreWorkerError(RepositoryError):
+class RestoreWorkerError(EngineError):
     """A restore worker process died or broke the protocol (not a data error)."""
 
 
