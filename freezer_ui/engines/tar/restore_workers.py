@@ -200,12 +200,19 @@ class _Writer:
     def _file(self, fd: int, job: tuple, spans: _Spans, base: int) -> tuple[int, list[str]]:
         shown, size, chunks, extents, meta = job
         written = 0
-        datas = self._chunks(job, spans, base)
         if extents is None:
-            for data in datas:
-                _write_all(fd, data)
+            # The common case without a generator (most files are one chunk).
+            open_blob = self.repo.open_chunk_blob
+            for i, (key, off, _length, csize, cid, n) in enumerate(chunks):
+                data = open_blob(cid, csize, spans.blob(base + i), key, off)
+                if len(data) != n:
+                    raise ValueError(f"{shown}: chunk size mismatch")
+                k = os.write(fd, data)
+                if k != len(data):  # a short write (signal, quota edge): the rest in a loop
+                    _write_all(fd, memoryview(data)[k:])
                 written += len(data)
         else:
+            datas = self._chunks(job, spans, base)
             # Seek over holes instead of writing zeros, then truncate: the file stays sparse.
             pending: bytes | memoryview = b""
             for off, length in extents:
