@@ -330,3 +330,21 @@ def test_concurrent_backups_in_one_process(tmp_path: Path) -> None:
         # every worker ended on its own when its job pipe closed (0), none was killed
         assert [w.status for w in t._workers.workers] == [0] * len(t._workers.workers)
     assert _children() - before == set()
+
+
+def test_worker_forgetting_what_it_sent_costs_no_bytes(repo, engine, tmp_path, monkeypatch) -> None:
+    """With the worker's memory of sent chunks cut to one id, repeats are sealed again and
+    dropped by the writer: stored bytes stay the same."""
+    from freezer_ui.engines.tar import backup_workers
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rnd = random.Random(5)
+    blocks = [rnd.randbytes(2000) for _ in range(5)]
+    for i in range(100):
+        (src / f"f{i:03d}").write_bytes(blocks[i % 5])
+    monkeypatch.setattr(backup_workers, "EMITTED_MAX", 1)
+    res = backup(engine, repo, str(src))
+    stored = _chunks_in_packs(repo)
+    assert len(stored) == len(set(stored)) == 5 + 1  # the 5 blocks and the item stream
+    assert res.bytes_new == sum(map(len, blocks)) and res.chunks_new == 5
