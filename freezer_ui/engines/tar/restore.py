@@ -19,6 +19,7 @@ is applied last, deepest first, so writing the contents does not disturb it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -152,20 +153,21 @@ class TarRestore:
     def run(self) -> RestoreResult:
         t0 = time.monotonic()
         gen = self.repo.open_generation(self.gen_id)
-        if self.progress is not None and self.selection is None:
-            stats = (gen.header or {}).get("stats") or {}
-            self.progress.start(stats.get("bytes_total"), stats.get("files"))
-        # An existing target keeps its own owner/mode/times under "never"; a target we create
-        # gets the source root's.
-        self.target_existed = os.path.isdir(self.target)
-        # Before the target is opened and before any thread exists (lock refresher, item
-        # read-ahead): a forked worker then holds no descriptor or lock of the walk's.
+        # First, before any thread exists (a progress renderer's, the lock refresher, the
+        # item read-ahead) and before the target is opened: a forked worker then holds no
+        # lock or descriptor of the walk's.
         procs = self._start_processes(gen)
-        if procs is not None:
-            with procs:
+        with procs if procs is not None else contextlib.nullcontext():
+            if self.progress is not None and self.selection is None:
+                stats = (gen.header or {}).get("stats") or {}
+                self.progress.start(stats.get("bytes_total"), stats.get("files"))
+            # An existing target keeps its own owner/mode/times under "never"; a target we
+            # create gets the source root's.
+            self.target_existed = os.path.isdir(self.target)
+            if procs is not None:
                 self._run_processes(gen, procs)
-        else:
-            self._run_threads(gen)
+            else:
+                self._run_threads(gen)
         self.result.duration = time.monotonic() - t0
         if self.progress is not None:
             self.progress.finish()
