@@ -175,10 +175,11 @@ class _Writer:
                 shown = job[0]
                 try:
                     try:
-                        out.append(("ok", *self._file(fd, job, spans, base)))
+                        done = ("ok", *self._file(fd, job, spans, base))
                     finally:
                         fds[k] = -1
-                        os.close(fd)
+                        os.close(fd)  # may fail too (EIO, ENOSPC on delayed allocation)
+                    out.append(done)
                 except OSError as e:
                     out.append(("warn", f"{shown}: {e.strerror or e}"))
                 except (ValueError, TypeError, KeyError) as e:  # malformed item, not bad chunk
