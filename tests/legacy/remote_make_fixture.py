@@ -1,7 +1,14 @@
-"""Write an upstream Freezer container with the REAL freezer 19.0.0 agent through ITS OWN ssh
-storage, into a real sshd on loopback (tests/storage/sshd.py).
+"""Write upstream Freezer containers with the REAL freezer 19.0.0 agent through ITS OWN ssh and
+swift storages: into a real sshd on loopback (tests/storage/sshd.py), and into a real Swift
+all-in-one (tests/storage/swiftaio.py) behind a real Keystone (the demo's).
 
-    .venv/bin/python -m tests.legacy.remote_make_fixture        # -> tests/legacy/remote_fixtures/
+    .venv/bin/python -m tests.legacy.remote_make_fixture [ssh|swift]  # -> remote_fixtures/
+
+**swift**: the agent authenticates with Keystone and uploads each level's stream as
+``<gen>/segments/00000000``... plus a zero-byte Dynamic Large Object manifest ``<gen>/data``
+(``--max-segment-size 8192`` so a level has several segments).  Every object is then copied as
+stored into ``remote_fixtures/swift-tar-gzip/<key>``; the manifest's ``X-Object-Manifest`` header
+is not kept, because our reader joins the segments itself and never relies on it.
 
 The agent runs as ``tools/make_legacy_fixtures.py`` runs it (its venv, its stub Keystone, its
 source trees and mutations are reused from there, not copied), but with ``--storage ssh
@@ -23,7 +30,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -33,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "remote_fixtures"
 AGENT_WORK = REPO / "bench" / "work" / "legacy"
 SCENARIO = "ssh-tar-gzip"
+SWIFT_SCENARIO = "swift-tar-gzip"
 NAME = "fs"
 
 
@@ -69,13 +80,48 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
         sys.exit(f"freezer-agent hung (killed after 300 s): {' '.join(cmd)}")
 
 
+@dataclass
+class Target:
+    """Where the agent writes: its storage flags and how to list what it stored."""
+
+    scenario: str
+    storage: str
+    flags: list[str]
+    keys: Callable[[], list[str]]  # every object key of the container
+    notes: str
+    env: dict[str, str] | None = None  # a real Keystone's openrc; None: the tools' stub
+
+
+def ssh_target(server: SSHServer, container: Path) -> Target:
+    def keys() -> list[str]:
+        return [p.relative_to(container).as_posix() for p in container.rglob("*") if p.is_file()]
+
+    return Target(
+        SCENARIO,
+        "ssh",
+        _ssh_flags(server, container),
+        keys,
+        "written by freezer-agent --storage ssh into a loopback OpenSSH sshd",
+    )
+
+
+def _newest(keys: list[str]) -> tuple[int, int]:
+    """(timestamp, level) of the newest generation among metadata keys
+    ``metadata/<engine>/<host>_<name>/<L0ts>/<level>_<ts>/metadata``."""
+    gens = []
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) == 6 and parts[0] == "metadata" and parts[5] == "metadata":
+            level, _, ts = parts[4].partition("_")
+            gens.append((int(ts), int(level)))
+    return max(gens)
+
+
 def generate(
-    server: SSHServer, out: Path, work: Path, *, agent_work: Path = AGENT_WORK
+    target: Target, out: Path, work: Path, *, agent_work: Path = AGENT_WORK
 ) -> dict[str, object]:
     """Run the scenario; return the expected document (also written next to the container)."""
     t = tools()
-    container = out / SCENARIO
-    shutil.rmtree(container, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     src = work / "src"
     shutil.rmtree(src, ignore_errors=True)
@@ -85,8 +131,8 @@ def generate(
     steps = [None, t.m_modify_delete_add, t.m_renames]
     gens: list[dict[str, object]] = []
     last = 0
-    with t.fake_keystone() as ks_env:
-        env = dict(os.environ, **ks_env)
+    with t.fake_keystone() as stub_env:
+        env = dict(os.environ, **(stub_env if target.env is None else target.env))
         env["PATH"] = f"{agent_work / 'venv' / 'bin'}:{env['PATH']}"
         for mutate in steps:
             if mutate is not None:
@@ -96,7 +142,7 @@ def generate(
             cmd = [
                 str(agent_bin(agent_work)),
                 "--action", "backup", "--mode", "fs", "--engine", "tar",
-                *_ssh_flags(server, container),
+                *target.flags,
                 "--path-to-backup", str(src), "--backup-name", NAME, "--hostname", t.HOST,
                 "--log-file", str(work / "agent.log"),
                 *flags,
@@ -104,17 +150,15 @@ def generate(
             r = _run(cmd, env)
             if r.returncode != 0:
                 sys.exit(f"freezer-agent failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
-            last = t.newest_ts(container)
-            level = next(
-                int(p.name.split("_")[0]) for p in container.glob(f"metadata/*/*/*/*_{last}")
-            )
+            last, level = _newest(target.keys())
             gens.append(
                 {"timestamp": last, "level": level, "flags": flags, "tree": t.snapshot(src)}
             )
-        # The agent's own restore, over ssh too: recorded, as the local fixtures record it.
+        # The agent's own restore, over the same storage: recorded, as the local fixtures
+        # record it.
         for g in gens:
-            target = work / "upstream-restore"
-            shutil.rmtree(target, ignore_errors=True)
+            dest = work / "upstream-restore"
+            shutil.rmtree(dest, ignore_errors=True)
             when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(g["timestamp"])))  # type: ignore[call-overload]
             r = _run(
                 [
@@ -125,13 +169,13 @@ def generate(
                     "fs",
                     "--engine",
                     "tar",
-                    *_ssh_flags(server, container),
+                    *target.flags,
                     "--backup-name",
                     NAME,
                     "--hostname",
                     t.HOST,
                     "--restore-abs-path",
-                    str(target),
+                    str(dest),
                     "--restore-from-date",
                     when,
                     "--log-file",
@@ -142,33 +186,88 @@ def generate(
             if r.returncode != 0:
                 g["upstream_restore"] = f"failed (exit {r.returncode})"
             else:
-                got = t.snapshot(target)
+                got = t.snapshot(dest)
                 g["upstream_restore"] = "same" if got == g["tree"] else t._diff(g["tree"], got)
     doc: dict[str, object] = {
         "freezer_version": t.FREEZER_VERSION,
         "engine": "tar",
-        "storage": "ssh",
+        "storage": target.storage,
         "backup": f"{t.HOST}_{NAME}",
         "hostname": t.HOST,
         "backup_name": NAME,
         "passphrase_file": None,
-        "notes": "written by freezer-agent --storage ssh into a loopback OpenSSH sshd",
+        "notes": target.notes,
         "generations": gens,
     }
-    (out / f"{SCENARIO}.expected.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    (out / f"{target.scenario}.expected.json").write_text(
+        json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    )
     return doc
+
+
+def generate_ssh(out: Path, work: Path) -> dict[str, object]:
+    server = SSHServer.start()
+    try:
+        container = out / SCENARIO
+        shutil.rmtree(container, ignore_errors=True)
+        return generate(ssh_target(server, container), out, work)
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def generate_swift(out: Path, work: Path) -> dict[str, object]:
+    from freezer_ui.storage.swift import SwiftStorage
+    from tests.storage import swiftaio
+
+    aio = swiftaio.start()
+    # A fresh Keystone each run: a reused database would keep the last run's catalog, whose
+    # object-store endpoint names a proxy port that is gone.
+    ks_dir = Path(tempfile.mkdtemp(prefix="keystone-", dir=work if work.is_dir() else None))
+    keystone = swiftaio.keystone_with_swift(aio, ks_dir)
+    try:
+        env = swiftaio.keystone_env(keystone, "demo")
+        env.update(OS_IDENTITY_API_VERSION="3", OS_INTERFACE="public")
+        os.environ.update(env)  # SwiftStorage reads the same openrc the agent does
+        container = f"freezer-fixture-{int(time.time())}"
+        storage = SwiftStorage.from_url(f"swift://{container}/sub")
+        flags = ["--storage", "swift", "--container", f"{container}/sub"]
+        target = Target(
+            SWIFT_SCENARIO,
+            "swift",
+            [*flags, "--max-segment-size", "8192"],
+            lambda: sorted(o.key for o in storage.list()),
+            "written by freezer-agent --storage swift (Keystone v3) into a Swift 2.38.3 "
+            "all-in-one; objects copied as stored, the DLO manifest header not kept",
+            env,
+        )
+        doc = generate(target, out, work)
+        dest = out / SWIFT_SCENARIO
+        shutil.rmtree(dest, ignore_errors=True)
+        for obj in storage.list():
+            path = dest.joinpath(*obj.key.split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # A GET of the zero-byte DLO manifest returns the joined segments; the listing
+            # shows the manifest object itself, which is what is kept.
+            path.write_bytes(storage.get_bytes(obj.key) if obj.size else b"")
+        return doc
+    finally:
+        keystone.stop()
+        aio.stop()
+        shutil.rmtree(ks_dir, ignore_errors=True)
 
 
 def main() -> None:
     tools().ensure_venv(AGENT_WORK)  # freezer==19.0.0 from PyPI, as the local fixtures use
-    server = SSHServer.start()
-    try:
-        doc = generate(server, OUT, AGENT_WORK / "ssh-scratch")
-    finally:
-        server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)
-    for g in doc["generations"]:  # type: ignore[union-attr]
-        print(f"level {g['level']} at {g['timestamp']}: upstream restore {g['upstream_restore']}")
+    which = sys.argv[1:] or ["ssh", "swift"]
+    for name in which:
+        make = {"ssh": generate_ssh, "swift": generate_swift}[name]
+        doc = make(OUT, AGENT_WORK / f"{name}-scratch")
+        for g in doc["generations"]:  # type: ignore[union-attr]
+            print(
+                f"{name} level {g['level']} at {g['timestamp']}: "
+                f"upstream restore {g['upstream_restore']}"
+            )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from freezer_ui.engines.legacy.remote import RemoteContainer
 from freezer_ui.storage import STORAGE_TABLE, Storage
 from freezer_ui.storage.ssh import SSHStorage
 from tests.legacy.helpers import leftovers, snapshot
-from tests.legacy.remote_make_fixture import OUT, SCENARIO, agent_bin, generate
+from tests.legacy.remote_make_fixture import OUT, SCENARIO, agent_bin, generate, ssh_target
 from tests.storage.sshd import SSHServer, missing_reason, shared_server
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
@@ -179,7 +179,8 @@ def test_a_placeholder_is_never_taken_for_data(storage: Storage, tmp_path: Path)
     "(python tools/make_legacy_fixtures.py creates it); the committed fixture covers CI",
 )
 def test_live_agent_over_ssh_then_our_reader(server: SSHServer, tmp_path: Path) -> None:
-    doc = generate(server, tmp_path / "fixtures", tmp_path / "work")
+    container = tmp_path / "fixtures" / SCENARIO
+    doc = generate(ssh_target(server, container), tmp_path / "fixtures", tmp_path / "work")
     s = SSHStorage.from_url(server.url(tmp_path / "fixtures" / SCENARIO))
     with RemoteContainer(s, tmp_path) as rc:
         b = find_backup(rc.discover(), str(doc["backup"]))

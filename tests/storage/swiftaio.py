@@ -35,7 +35,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from freezer_ui.storage import Storage
@@ -361,6 +361,57 @@ def shared() -> SwiftAIO:
                 _shared.stop()
             _shared = start()
         return _shared
+
+
+def keystone_with_swift(aio: SwiftAIO, workdir: Path) -> Any:
+    """A real Keystone (the demo's: sqlite, fernet, users demo/other, ``demo.keystone``) whose
+    catalog names a Keystone-authenticated proxy of ``aio`` as the object-store endpoint.
+    Started and provisioned; the caller stops it.  Raises :class:`SwiftUnavailable` when
+    Keystone or keystonemiddleware is not installed."""
+    import sys
+
+    from demo import keystone as demo_keystone
+
+    manage = Path(sys.executable).parent / "keystone-manage"
+    if not manage.exists():
+        raise SwiftUnavailable(
+            f"Keystone is not installed ({manage} missing): pip install -e '.[demo]'"
+        )
+    server = demo_keystone.KeystoneServer(workdir, demo_keystone.free_port())
+    server.setup()
+    server.start()
+    try:
+        server.provision()
+        admin = demo_keystone.ADMIN
+        proxy = aio.start_keystone_proxy(server.url, admin.username, admin.password, admin.project)
+        from keystoneclient.v3 import client
+
+        ks = client.Client(session=server.admin_session(), interface="public")
+        service = ks.services.create(name="swift", type="object-store")
+        for interface in ("public", "internal"):
+            ks.endpoints.create(
+                service=service,
+                url=proxy + "/v1/AUTH_$(project_id)s",
+                interface=interface,
+                region=demo_keystone.REGION,
+            )
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def keystone_env(keystone: Any, user: str) -> dict[str, str]:
+    """The openrc environment of a demo user (password = user name) of that Keystone."""
+    return {
+        "OS_AUTH_URL": keystone.url,
+        "OS_USERNAME": user,
+        "OS_PASSWORD": user,
+        "OS_PROJECT_NAME": user,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_REGION_NAME": "RegionOne",
+    }
 
 
 def storage_factory(tmp_path: Path) -> Storage:

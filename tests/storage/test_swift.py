@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 import threading
 import time
 import urllib.request
@@ -423,38 +422,13 @@ def test_settings_from_env_prefers_keystone_and_never_mixes() -> None:
 
 @pytest.fixture(scope="module")
 def keystone(aio: swiftaio.SwiftAIO, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real Keystone (the demo's: sqlite, fernet, users demo/other) whose catalog names a
-    Keystone-authenticated proxy of the all-in-one as the object-store endpoint."""
-    from demo import keystone as demo_keystone
-
-    manage = Path(sys.executable).parent / "keystone-manage"
-    if not manage.exists():
-        pytest.skip(f"Keystone is not installed ({manage} missing): pip install -e '.[demo]'")
-    server = demo_keystone.KeystoneServer(
-        tmp_path_factory.mktemp("keystone"), demo_keystone.free_port()
-    )
-    server.setup()
-    server.start()
+    """A real Keystone (the demo's) whose catalog names a Keystone-authenticated proxy of the
+    all-in-one as the object-store endpoint (swiftaio.keystone_with_swift)."""
     try:
-        server.provision()
-        admin = demo_keystone.ADMIN
-        try:
-            proxy = aio.start_keystone_proxy(
-                server.url, admin.username, admin.password, admin.project
-            )
-        except swiftaio.SwiftUnavailable as exc:
-            pytest.skip(str(exc))
-        from keystoneclient.v3 import client
-
-        ks = client.Client(session=server.admin_session(), interface="public")
-        service = ks.services.create(name="swift", type="object-store")
-        for interface in ("public", "internal"):
-            ks.endpoints.create(
-                service=service,
-                url=proxy + "/v1/AUTH_$(project_id)s",
-                interface=interface,
-                region=demo_keystone.REGION,
-            )
+        server = swiftaio.keystone_with_swift(aio, tmp_path_factory.mktemp("keystone"))
+    except swiftaio.SwiftUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
         yield server
     finally:
         server.stop()
@@ -465,17 +439,12 @@ def _keystone_env(
 ) -> None:
     for name in _ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OS_AUTH_URL", keystone.url)
-    monkeypatch.setenv("OS_USERNAME", user)
-    monkeypatch.setenv("OS_PASSWORD", user)  # the demo accounts' password is their name
-    monkeypatch.setenv("OS_PROJECT_NAME", user)
+    env = swiftaio.keystone_env(keystone, user)
     if domain_ids:  # openrc files name the domains either way
-        monkeypatch.setenv("OS_USER_DOMAIN_ID", "default")
-        monkeypatch.setenv("OS_PROJECT_DOMAIN_ID", "default")
-    else:
-        monkeypatch.setenv("OS_USER_DOMAIN_NAME", "Default")
-        monkeypatch.setenv("OS_PROJECT_DOMAIN_NAME", "Default")
-    monkeypatch.setenv("OS_REGION_NAME", "RegionOne")
+        del env["OS_USER_DOMAIN_NAME"], env["OS_PROJECT_DOMAIN_NAME"]
+        env.update(OS_USER_DOMAIN_ID="default", OS_PROJECT_DOMAIN_ID="default")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setitem(STORAGE_TABLE, "swift", SwiftStorage)
 
 

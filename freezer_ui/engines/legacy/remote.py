@@ -52,6 +52,8 @@ class RemoteContainer:
             os.makedirs(spool_dir, exist_ok=True)
         self.spool = Path(tempfile.mkdtemp(prefix="freezer-legacy-spool-", dir=spool_dir))
         self._sizes: dict[str, int] = {}  # data-side key -> stored size
+        # ".../data" key -> its segment keys, in order (Swift layout, see _note_segments)
+        self._segments: dict[str, list[str]] = {}
         self._fetched: set[str] = set()
 
     def __enter__(self) -> RemoteContainer:
@@ -88,12 +90,18 @@ class RemoteContainer:
                 if dest.is_file() and dest.stat().st_size == obj.size:
                     continue  # metadata objects are written once: a second look re-uses it
                 self._download(obj.key, dest)
+            segments: dict[str, list[tuple[str, int]]] = {}
             for obj in self.storage.list("data/"):
+                head, sep, tail = obj.key.rpartition("/segments/")
+                if sep and tail.isdigit():
+                    segments.setdefault(f"{head}/data", []).append((obj.key, obj.size))
+                    continue
                 dest = self._local(obj.key)
                 self._sizes[obj.key] = obj.size
                 if obj.key not in self._fetched:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     dest.touch()
+            self._note_segments(segments)
         except StorageError as e:
             raise LegacyError(f"{self.storage.url}: cannot read the container: {e}") from e
         backups = [self._remote_view(b) for b in discover(self.spool)]
@@ -110,6 +118,21 @@ class RemoteContainer:
                 backups.append(owner)
             owner.notes.append(note)
         return backups
+
+    def _note_segments(self, segments: dict[str, list[tuple[str, int]]]) -> None:
+        """Swift layout: freezer's swift storage uploads a level's stream as
+        ``<gen>/segments/00000000``, ``00000001``... and writes ``<gen>/data`` as a zero-byte
+        Dynamic Large Object manifest naming them.  The stream is the segments joined in name
+        order; reading them ourselves (not through the manifest) works on any storage the
+        objects were copied to, and gives the real size for the listing."""
+        for data_key, parts in segments.items():
+            if data_key not in self._sizes or self._sizes[data_key] != 0:
+                # No manifest, or a non-empty "data" beside them: not the Swift layout, so the
+                # segments are left alone and "data" is read as it is.
+                continue
+            parts.sort(key=lambda kv: int(kv[0].rsplit("/", 1)[1]))
+            self._segments[data_key] = [k for k, _ in parts]
+            self._sizes[data_key] = sum(n for _, n in parts)
 
     def _remote_view(self, b: LegacyBackup) -> LegacyBackup:
         """``b`` with the stored sizes (the placeholders are empty) and notes naming the
@@ -138,8 +161,9 @@ class RemoteContainer:
         part = dest.with_name(dest.name + ".part")
         try:
             with open(part, "wb") as f:
-                for block in self.storage.get(key):
-                    f.write(block)
+                for source in self._segments.get(key) or [key]:
+                    for block in self.storage.get(source):
+                        f.write(block)
             os.replace(part, dest)
         except BaseException:
             part.unlink(missing_ok=True)
