@@ -99,7 +99,7 @@ def _ls(args: argparse.Namespace) -> int:
                 print(
                     f"  chain {c.level_zero_timestamp}  level {g.level}  "
                     f"{g.time:%Y-%m-%dT%H:%M:%SZ}  ts={g.timestamp}  "
-                    f"{g.compression or 'none'}  {enc}  {g.size} bytes"
+                    f"{g.format}  {g.compression or 'none'}  {enc}  {g.size} bytes"
                 )
         for n in b.notes:
             print(f"  note: {n}")
