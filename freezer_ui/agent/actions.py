@@ -4,8 +4,9 @@ The options are freezer-api's / the upstream agent's where they exist, so a job 
 freezer-scheduler reads the same here:
 
 * ``backup``: ``path_to_backup``, ``backup_name``, ``engine_name`` (default ``tar``),
-  ``storage`` + ``container`` (the repository: for ``local`` the container is its path; a
-  container holding ``://`` is used as the repository URL), ``exclude`` (glob, or a list),
+  ``storage`` + ``container`` (the repository: for ``local`` the container is its path; for
+  ``ssh``/``swift`` a relative name under the base URL the operator enabled, see
+  :func:`repository_url`), ``exclude`` (glob, or a list),
   ``one_file_system``.  A missing repository is created (encrypted iff a passphrase resolves).
 * ``restore``: ``backup_name``, ``restore_abs_path`` (target), ``restore_from_date`` (ISO: the
   newest generation at or before it) or ``generation_id``, ``hostname`` (whose backup; default
@@ -67,23 +68,53 @@ def checked_path(ctx: ActionContext, key: str, value: str) -> str:
     return value
 
 
-def repository_url(action: dict[str, Any]) -> str:
+def repository_url(action: dict[str, Any], config: Any = None) -> str:
+    """The repository URL an action names.
+
+    ``local``: the container is a host path (or ``local://`` URL), checked against the allowed
+    roots by the caller.  Any other storage is used only when the operator enabled it with a
+    base URL (``--remote-storage NAME=URL``): the job's container is then a relative name under
+    ``URL/<project id>/``.  A job never names a remote URL itself, because the agent connects
+    with the operator's keys and credentials: a tenant who could write ``ssh://...`` or
+    ``swift://...`` into a job would reach whatever those credentials reach, another tenant's
+    repositories included.
+    """
     storage = str(action.get("storage") or "local")
     container = str(action.get("container") or "").strip()
     if not container:
         raise _refused("the action has no container (the repository location)")
-    if "://" in container:
-        return container
     if storage == "local":
+        if "://" in container and not container.startswith("local://"):
+            raise _refused(
+                f"container {container!r}: a local repository is a host path; other storages "
+                "are chosen with the storage field"
+            )
         return container
-    return f"{storage}://{container}"
+    bases = dict(getattr(config, "remote_storages", ()) or ())
+    base = bases.get(storage)
+    if base is None:
+        enabled = ", ".join(sorted(bases)) or "none"
+        raise _refused(
+            f"storage {storage!r} is not enabled on this agent (enabled remote storages: "
+            f"{enabled}; the operator enables one with --remote-storage {storage}=URL)"
+        )
+    parts = container.split("/")
+    if "://" in container or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        raise _refused(
+            f"container {container!r}: for {storage} storage, a relative name such as "
+            "'web-backups' or 'team/db' (the agent's base location and the project are added)"
+        )
+    head, _, query = base.partition("?")
+    project = str(getattr(config, "project_id", "") or "")
+    path = "/".join(p for p in (head.rstrip("/"), project, container) if p)
+    return f"{path}?{query}" if query else path
 
 
 def open_repository(ctx: ActionContext, *, create: bool) -> Any:
     from freezer_ui.repository import Repository, RepositoryExists, RepositoryNotFound
     from freezer_ui.storage.registry import UnknownStorage, get_storage
 
-    url = repository_url(ctx.action)
+    url = repository_url(ctx.action, ctx.agent.config)
     if "://" not in url:  # a local repository is a host path like any other
         checked_path(ctx, "container", url)
     elif url.startswith("local://"):
@@ -247,7 +278,9 @@ def backup(ctx: ActionContext) -> dict[str, Any]:
     progress = _RunProgress(ctx.control)
     try:
         repo = open_repository(ctx, create=True)
-        ctx.log(f"backup {source} -> {repository_url(a)} as {name!r} ({engine_name})")
+        ctx.log(
+            f"backup {source} -> {repository_url(a, ctx.agent.config)} as {name!r} ({engine_name})"
+        )
         estimate = previous_totals(repo, name, ctx.agent.hostname)
         if estimate is not None:
             # The engine streams the tree without a counting pass, so it knows no total; the

@@ -89,6 +89,9 @@ class AgentConfig:
     # exec actions run tenant-supplied commands on this host: only when the operator says so.
     allow_exec: bool = False
     exec_timeout: float = 3600.0
+    # (storage name, base URL) of the remote storages jobs may use, e.g. ("swift",
+    # "swift://freezer-ui"): a job names only a relative container under <base>/<project id>.
+    remote_storages: tuple[tuple[str, str], ...] = ()
 
 
 class RunLog:
@@ -318,11 +321,12 @@ class Agent:
 
         return engine_names()
 
-    @staticmethod
-    def storages() -> list[str]:
-        from freezer_ui.storage.registry import storage_classes
+    def storages(self) -> list[str]:
+        """``local`` plus the remote storages the operator enabled (and that are registered)."""
+        from freezer_ui.storage.registry import storage_names
 
-        return list(storage_classes())
+        known = set(storage_names())
+        return ["local", *(n for n, _ in self.config.remote_storages if n in known)]
 
     def registration(self) -> dict[str, Any]:
         """The client document: what this host can run, from the registries.

@@ -71,6 +71,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         default=3600.0,
         help="upper bound, in seconds, of an exec action's run time (default 3600)",
     )
+    p.add_argument(
+        "--remote-storage",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="let jobs keep repositories on a remote storage, under URL/<project id>/<container> "
+        "(repeatable), e.g. swift=swift://freezer-ui or "
+        "ssh=ssh://backup@nas/srv/freezer-ui?key=/etc/freezer-ui/id_ed25519; credentials are "
+        "the agent's (OS_* environment for swift, the key file for ssh)",
+    )
     p.add_argument("--once", action="store_true", help="one poll, then exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -187,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         key_dir=args.key_dir,
         allow_exec=args.allow_exec,
         exec_timeout=args.exec_timeout,
+        remote_storages=_remote_storages(args.remote_storage),
     )
     agent: Any
     if multi:
@@ -215,3 +226,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     agent.run_forever()
     return 0
+
+
+def _remote_storages(specs: list[str]) -> tuple[tuple[str, str], ...]:
+    """``NAME=URL`` options -> ((name, url), ...); a wrong one stops the agent at start."""
+    from freezer_ui.storage.registry import storage_names
+
+    out = []
+    for spec in specs:
+        name, sep, url = spec.partition("=")
+        if not sep or not url.startswith(f"{name}://") or name == "local":
+            raise SystemExit(
+                f"--remote-storage {spec!r}: expected NAME=NAME://..., e.g. swift=swift://c"
+            )
+        if name not in storage_names():
+            raise SystemExit(f"--remote-storage {spec!r}: unknown storage {name!r}")
+        out.append((name, url))
+    return tuple(out)
