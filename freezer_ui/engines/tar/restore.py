@@ -8,9 +8,9 @@ descriptors (SCM_RIGHTS) with their chunk locations; a worker reads each run of 
 as one pack span, verifies and decompresses every chunk, writes, sets metadata and closes.  Per
 file that leaves one create here and write + metadata there, with no GIL hand-offs.  On the bench
 corpus (68k files, 1.5 GB) it cut CPU from 11-16 s (user+sys, 4 writer threads) to 7-8 s, and
-context switches from 0.2-0.5 M to 3 k.  Other
-storages keep the writer threads below.  A corrupt chunk or a dead worker fails the restore; the
-workers are killed and reaped on every error path.
+context switches from 0.2-0.5 M to 3 k.  Other storages keep the writer threads below.  A
+corrupt chunk or a dead worker fails the restore; the workers are killed and reaped on every
+error path.
 
 All writes go through :class:`freezer_ui.engines.safepath.SafeTree` (dir fds opened with
 ``O_NOFOLLOW``) and leaf operations relative to the parent's fd, so neither hostile manifests nor
