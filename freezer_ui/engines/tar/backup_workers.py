@@ -450,26 +450,34 @@ class Workers:
             if w.batch:
                 self._send(w)
 
-    def _send(self, w: _Worker) -> bool:
-        batch = w.batch
-        msg = msgpack.packb(
-            [[os.fsencode(j.path), j.dev, j.size, j.blocks, j.large] for j in batch],
-            use_bin_type=True,
-        )
-        if w.in_pipe and w.in_pipe + len(msg) > self._pipe_limit:
-            return False  # sent later, once the worker has finished some jobs
-        try:
-            w.jobs.send_bytes(msg)
-        except OSError as e:
-            raise self._died(w, f"cannot send it jobs: {e}") from None
-        share = len(msg) // len(batch) + 1
-        for j in batch:
-            j.msg = share
-        w.in_pipe += share * len(batch)
-        w.running.extend(batch)
-        w.batch = []
-        w.batch_bytes = 0
-        return True
+    def _send(self, w: _Worker) -> None:
+        """Send ``w``'s batched jobs, at most BATCH_FILES per message, while its job pipe
+        has room (the rest stays batched until results free some)."""
+        limit = self._pipe_limit
+        while w.batch and w.in_pipe < limit:
+            take = []
+            est = 0
+            for j in w.batch:
+                take.append(j)
+                est += len(j.path) + 40
+                if len(take) >= BATCH_FILES or est >= limit // 4:
+                    break
+            msg = msgpack.packb(
+                [[os.fsencode(j.path), j.dev, j.size, j.blocks, j.large] for j in take],
+                use_bin_type=True,
+            )
+            try:
+                w.jobs.send_bytes(msg)
+            except OSError as e:
+                raise self._died(w, f"cannot send it jobs: {e}") from None
+            share = len(msg) // len(take) + 1
+            for j in take:
+                j.msg = share
+                if not j.large:
+                    w.batch_bytes -= j.size
+            w.in_pipe += share * len(take)
+            w.running.extend(take)
+            del w.batch[: len(take)]
 
     def pump(self, timeout: float | None) -> bool:
         """Handle the results that are ready (waiting up to ``timeout`` seconds, ``None``:
@@ -488,9 +496,7 @@ class Workers:
         for fd, _ev in events:
             self._receive(by_fd[fd])
         for w in self.workers:  # room in the job pipe again
-            if w.batch and not w.running:
-                self._send(w)
-            elif w.batch and w.in_pipe < self._pipe_limit // 2:
+            if w.batch and w.in_pipe < self._pipe_limit // 2:
                 self._send(w)
         return True
 
