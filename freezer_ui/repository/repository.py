@@ -738,6 +738,11 @@ class Repository:
             self._index_cache_warning(f"index cache {path} not updated: {exc}")
 
     @property
+    def config(self) -> Any:
+        """The repository's parsed config object (chunker, pack size, ...); read-only use."""
+        return self._config
+
+    @property
     def index(self) -> ChunkIndex:
         idx = self._index
         return idx if idx is not None else self.refresh_index()

@@ -40,11 +40,12 @@ def test_file_growing_during_backup(repo, engine, tmp_path: Path, monkeypatch) -
     target = src / "log"
     target.write_bytes(b"x" * 100_000)
     real_read, real_pread, real_preadv = os.read, os.pread, os.preadv
-    grown = []
+    # A file, not a list: the read happens in a forked backup worker, whose memory is its own.
+    grown = tmp_path / "grown"
 
     def append_once(fd: int) -> None:
-        if not grown and os.readlink(f"/proc/self/fd/{fd}") == str(target):
-            grown.append(True)
+        if not grown.exists() and os.readlink(f"/proc/self/fd/{fd}") == str(target):
+            grown.write_text("1")
             with open(target, "ab") as f:  # another process appending while we read
                 f.write(b"more")
 
@@ -65,7 +66,7 @@ def test_file_growing_during_backup(repo, engine, tmp_path: Path, monkeypatch) -
     monkeypatch.setattr(os, "preadv", preadv)
     res = backup(engine, repo, str(src))
     monkeypatch.undo()
-    assert grown
+    assert grown.exists()
     assert any("log: file changed while being backed up" in w for w in res.warnings)
     # what was read is stored consistently (size matches the chunks), and it is not cached
     item = next(i for i in repo.open_generation(res.generation_id).items() if i["path"] == "log")

@@ -389,6 +389,12 @@ class Workers:
         self.workers: list[_Worker] = []
         self._pipe_limit = PIPE_SIZE // 2
         self._poller: Any = None
+        # The agent forks these while its own threads run (progress reports, HTTP to
+        # freezer-api).  A lock another thread holds at the fork stays held in the child
+        # forever; the one a worker could meet is OpenSSL's algorithm store, taken for writing
+        # when a cipher is first fetched.  Sealing once here makes the worker's fetches
+        # cache hits under read locks (docs/performance.md, "Backup worker processes").
+        repo.envelope.seal(b"warm", bytes(32), b"warm-up before fork")
         try:
             for _ in range(max(1, count)):
                 self._fork(repo, known)

@@ -426,7 +426,7 @@ class WorkerPool:
             w = _Worker(parent, proc.pid, proc)
             storage = self.repo.storage
             # The config and keys the walk already holds (no passphrase or scrypt again).
-            send_msg(parent, (storage.root, self.repo._config, self.repo.keys))
+            send_msg(parent, (storage.root, self.repo.config, self.repo.keys))
             return w
         except BaseException:
             parent.close()
