@@ -278,9 +278,12 @@ def backup(ctx: ActionContext) -> dict[str, Any]:
     progress = _RunProgress(ctx.control)
     try:
         repo = open_repository(ctx, create=True)
-        ctx.log(
-            f"backup {source} -> {repository_url(a, ctx.agent.config)} as {name!r} ({engine_name})"
-        )
+        ctx.log(f"backup {source} -> {repo.storage.url} as {name!r} ({engine_name})")
+        # The local copy of the chunk index next to the files cache (index_cache.py): the
+        # backup opens the index in milliseconds instead of parsing every index object.
+        from freezer_ui.engines.filescache import default_cache_root
+
+        repo.use_index_cache(default_cache_root())
         estimate = previous_totals(repo, name, ctx.agent.hostname)
         if estimate is not None:
             # The engine streams the tree without a counting pass, so it knows no total; the
@@ -302,6 +305,7 @@ def backup(ctx: ActionContext) -> dict[str, Any]:
             # restoring check it, whatever a backup record claims.
             labels={"project_id": ctx.agent.project_id},
         )
+        repo.save_index_cache()  # its own failures are warnings inside, never the backup's
     except Cancelled:
         ctx.control.on_snapshot = None
         # Nothing was committed: the record of a backup that does not exist goes away.

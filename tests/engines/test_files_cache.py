@@ -335,3 +335,17 @@ def test_unwritable_cache_does_not_fail_the_backup(repo, engine, src, monkeypatc
     monkeypatch.undo()
     # no cache was written: the next run reads everything again, and works
     assert backup(engine, repo, src).files_read == 5
+
+
+def test_a_damaged_cache_is_reported_in_the_backup_result(repo, tmp_path, src) -> None:
+    from freezer_ui.engines.tar import TarEngine
+
+    eng = TarEngine(cache_dir=str(tmp_path / "cache"))
+    first = backup(eng, repo, src)
+    (cache_file,) = [p for p in (tmp_path / "cache").rglob("files.v3")]
+    data = bytearray(cache_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cache_file.write_bytes(bytes(data))
+    res = backup(eng, repo, src)
+    assert res.files_read == first.files_read > 0  # every file read again, nothing trusted
+    assert any("files cache" in w and "ignored" in w for w in res.warnings), res.warnings

@@ -128,6 +128,10 @@ class TarBackup:
         if not stat.S_ISDIR(st.st_mode):
             raise SourceError(f"cannot back up {self.source}: not a directory")
         cache = FilesCache.load(self.cache_file)
+        if cache.warning and os.path.isfile(self.cache_file):
+            # A damaged or foreign cache costs a full read, not correctness: said in the result.
+            # (A cache that cannot even exist, e.g. under a file, is reported once, on save.)
+            self.warnings.add(cache.warning)
         self.hardlinks: dict[tuple[int, int], dict] = {}
         self._failed: set[int] = set()  # id() of items whose file could not be read
         self._advanced: dict[int, int] = {}  # id(item) -> bytes already counted per chunk
