@@ -98,14 +98,19 @@ def _plain(
 PROBE_BYTES = 4096
 
 
+def bzip2_head_ok(head: bytes) -> bool | None:
+    """Whether bytes start like a bzip2 stream: magic + level digit, then the first block's
+    magic (pi in BCD); None when they are too short to tell."""
+    if len(head) < 10:
+        return None if b"BZh".startswith(head[:3]) else False
+    return head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY"
+
+
 def looks_right(head: bytes, compression: str) -> bool | None:
     """Whether decrypted bytes start like this level's compressed msgpack header list; None
     when they start right but end before anything can be decompressed (cut short)."""
     if compression == "bzip2":
-        # stream magic + level digit, then the first block's magic (pi in BCD)
-        if len(head) < 10:
-            return None if b"BZh".startswith(head[:3]) else False
-        return head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY"
+        return bzip2_head_ok(head)
     try:
         out = zlib.decompressobj().decompress(head, 16)
     except zlib.error:

@@ -84,9 +84,7 @@ def looks_right(head: bytes, compression: str) -> bool | None:
     """Whether decrypted bytes start like a v1 stream (a header length and NUL); None when they
     are too short to tell."""
     if compression == "bzip2":
-        if len(head) < 10:
-            return None if b"BZh".startswith(head[:3]) else False
-        return head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY"
+        return rsync.bzip2_head_ok(head)
     try:
         out = zlib.decompressobj().decompress(head, 32)
     except zlib.error:

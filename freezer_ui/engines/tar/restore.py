@@ -32,7 +32,7 @@ from typing import Any
 from freezer_ui.engines.base import OVERWRITE_POLICIES, RestoreResult, TargetError
 from freezer_ui.engines.safepath import SafeTree, UnsafePath, normalize_selection, split_item_path
 from freezer_ui.engines.tar import restore_workers
-from freezer_ui.engines.tar.restore_workers import WorkerPool
+from freezer_ui.engines.tar.restore_workers import WorkerPool, write_all
 from freezer_ui.repository.errors import MissingChunk
 from freezer_ui.repository.format import pack_key
 from freezer_ui.storage.local import LocalStorage
@@ -512,25 +512,11 @@ class TarRestore:
             for (_cid, n), data in zip(chunks, datas, strict=True):
                 if len(data) != n:
                     raise ValueError(f"{shown}: chunk size mismatch")
-                _write_all(fd, data)
+                write_all(fd, data)
                 written += len(data)
         else:
-            # Seek over holes instead of writing zeros, then truncate: the file stays sparse.
-            data_iter = iter(chunks)
-            pending = b""
-            for off, length in extents:
-                os.lseek(fd, off, os.SEEK_SET)
-                left = length
-                while left > 0:
-                    if not pending:
-                        nxt = next(data_iter, None)
-                        if nxt is None:
-                            raise ValueError(f"{shown}: chunks shorter than extents")
-                        pending = repo.read_chunk(nxt[0])
-                    piece, pending = pending[:left], pending[left:]
-                    _write_all(fd, piece)
-                    left -= len(piece)
-                    written += len(piece)
+            datas = (repo.read_chunk(cid) for cid, _ in chunks)
+            written += restore_workers.write_extents(fd, extents, datas, shown)
         if extents is not None or written != size:
             os.ftruncate(fd, size)
         return written
@@ -654,10 +640,3 @@ def _utime(fd: int, item: dict) -> None:
     ns = _times(item)
     if ns is not None:
         os.utime(fd, ns=ns)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]

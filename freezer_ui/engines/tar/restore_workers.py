@@ -151,7 +151,30 @@ class _Spans:
         return self._buf[off - start : off - start + length]
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def write_extents(fd: int, extents: Iterable[Any], datas: Any, shown: str) -> int:
+    """Write a sparse file's data extents, taking bytes from the ``datas`` iterator in order;
+    holes are seeked over, never written, so the file stays sparse (the caller truncates it
+    to its size).  Returns the bytes written."""
+    written = 0
+    pending: bytes | memoryview = b""
+    for off, length in extents:
+        os.lseek(fd, off, os.SEEK_SET)
+        left = length
+        while left > 0:
+            if not pending:
+                nxt = next(datas, None)
+                if nxt is None:
+                    raise ValueError(f"{shown}: chunks shorter than extents")
+                pending = memoryview(nxt)
+            piece, pending = pending[:left], pending[left:]
+            write_all(fd, piece)
+            left -= len(piece)
+            written += len(piece)
+    return written
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """os.write until everything is written (a write may be short: signals, quota edges)."""
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -210,25 +233,10 @@ class _Writer:
                     raise ValueError(f"{shown}: chunk size mismatch")
                 k = os.write(fd, data)
                 if k != len(data):  # a short write (signal, quota edge): the rest in a loop
-                    _write_all(fd, memoryview(data)[k:])
+                    write_all(fd, memoryview(data)[k:])
                 written += len(data)
         else:
-            datas = self._chunks(job, spans, base)
-            # Seek over holes instead of writing zeros, then truncate: the file stays sparse.
-            pending: bytes | memoryview = b""
-            for off, length in extents:
-                os.lseek(fd, off, os.SEEK_SET)
-                left = length
-                while left > 0:
-                    if not pending:
-                        nxt = next(datas, None)
-                        if nxt is None:
-                            raise ValueError(f"{shown}: chunks shorter than extents")
-                        pending = memoryview(nxt)
-                    piece, pending = pending[:left], pending[left:]
-                    _write_all(fd, piece)
-                    left -= len(piece)
-                    written += len(piece)
+            written += write_extents(fd, extents, self._chunks(job, spans, base), shown)
         if extents is not None or written != size:
             os.ftruncate(fd, size)
         warnings: list[str] = []
