@@ -34,47 +34,6 @@ def test_unreadable_file_is_a_warning(repo, engine, tmp_path: Path, monkeypatch)
     assert stats["warnings_count"] == 1 and "secret" in stats["warnings"][0]
 
 
-def test_file_growing_during_backup(repo, engine, tmp_path: Path, monkeypatch) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    target = src / "log"
-    target.write_bytes(b"x" * 100_000)
-    real_read, real_pread, real_preadv = os.read, os.pread, os.preadv
-    # A file, not a list: the read happens in a forked backup worker, whose memory is its own.
-    grown = tmp_path / "grown"
-
-    def append_once(fd: int) -> None:
-        if not grown.exists() and os.readlink(f"/proc/self/fd/{fd}") == str(target):
-            grown.write_text("1")
-            with open(target, "ab") as f:  # another process appending while we read
-                f.write(b"more")
-
-    def read(fd, n):
-        append_once(fd)
-        return real_read(fd, n)
-
-    def pread(fd, n, off):
-        append_once(fd)
-        return real_pread(fd, n, off)
-
-    def preadv(fd, buffers, off, *flags):
-        append_once(fd)
-        return real_preadv(fd, buffers, off, *flags)
-
-    monkeypatch.setattr(os, "read", read)
-    monkeypatch.setattr(os, "pread", pread)
-    monkeypatch.setattr(os, "preadv", preadv)
-    res = backup(engine, repo, str(src))
-    monkeypatch.undo()
-    assert grown.exists()
-    assert any("log: file changed while being backed up" in w for w in res.warnings)
-    # what was read is stored consistently (size matches the chunks), and it is not cached
-    item = next(i for i in repo.open_generation(res.generation_id).items() if i["path"] == "log")
-    assert item["size"] == sum(n for _, n in item["chunks"])
-    again = backup(engine, repo, str(src))
-    assert again.files_read == 1 and again.warnings == []
-
-
 def test_vanished_file_is_skipped_quietly(repo, engine, tmp_path: Path, monkeypatch) -> None:
     src = tmp_path / "src"
     src.mkdir()
