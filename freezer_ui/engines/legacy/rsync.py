@@ -164,7 +164,7 @@ def apply(
     source = str(g.data_path)
     chunks = _plain(g, passphrase if g.encrypted else None, counter)
     if g.encrypted:
-        chunks = _explain_segments(chunks, source)
+        chunks = explain_corruption(chunks, source, SEGMENTS_EXPLAINED)
     unpacker = msgpack.Unpacker(raw=True, max_buffer_size=MAX_HEADER_BYTES, strict_map_key=False)
     buf = bytearray()
     headers: Any = None
@@ -261,16 +261,19 @@ def apply(
         raise CorruptArchive(source, "data continues after the last rsyncv2 file")
 
 
-def _explain_segments(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
-    """Corruption after a good start of an encrypted level: most likely a second segment."""
+SEGMENTS_EXPLAINED = (
+    "if this level wrote more than one segment (max_segment_size, 32 MiB by default), upstream "
+    "restarted AES-CFB for each without recording where, and it cannot be decrypted (upstream's "
+    "own restore cannot either)"
+)
+
+
+def explain_corruption(chunks: Iterator[bytes], source: str, why: str) -> Iterator[bytes]:
+    """Corruption after a good start of an encrypted level: add the likely cause ``why``
+    (the agent restarted its cipher at boundaries it did not record)."""
     try:
         yield from chunks
     except TruncatedArchive:
         raise
     except CorruptArchive as e:
-        raise CorruptArchive(
-            source,
-            f"{e.reason} — if this level wrote more than one segment (max_segment_size, 32 MiB "
-            "by default), upstream restarted AES-CFB for each without recording where, and it "
-            "cannot be decrypted (upstream's own restore cannot either)",
-        ) from None
+        raise CorruptArchive(source, f"{e.reason} — {why}") from None

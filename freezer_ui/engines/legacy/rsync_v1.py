@@ -189,7 +189,7 @@ def apply(
         chunks = _decrypt(chunks, passphrase, g.compression, source)
     chunks = decompress(chunks, COMPRESSION[g.compression], source)
     if g.encrypted:
-        chunks = _explain_pieces(chunks, source)
+        chunks = rsync.explain_corruption(chunks, source, PIECES_EXPLAINED)
     s = _Stream(ChunkReader(chunks), source)
     level_dirs: set[str] = set()
     written: set[str] = set()  # paths this level gave a (non-deleted) header
@@ -320,15 +320,7 @@ def _delta(s: _Stream, writer: TreeWriter, state: ChainState, m: Member, key: st
         pass
 
 
-def _explain_pieces(chunks: Iterator[bytes], source: str) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    except TruncatedArchive:
-        raise
-    except CorruptArchive as e:
-        raise CorruptArchive(
-            source,
-            f"{e.reason} — upstream's rsync v1 engine restarts AES-CFB for every piece its "
-            "compressor emitted without recording where; only a small level (zlib's header, "
-            "then one piece) can be decrypted",
-        ) from None
+PIECES_EXPLAINED = (
+    "upstream's rsync v1 engine restarts AES-CFB for every piece its compressor emitted "
+    "without recording where; only a small level (zlib's header, then one piece) can be decrypted"
+)
