@@ -81,7 +81,7 @@ class LiveProgressTests(helpers.TestCase):
         res = row_update(self.client, self.job_id)
         self.assertContains(res, "Completed")
         self.assertContains(res, "status_up")
-        self.assertNotContains(res, "ETA")
+        self.assertNotContains(res, "· ETA ")
         self.assertNotContains(res, "progress-bar")
 
     def test_the_creating_backup_record_is_the_fallback(self):
