@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from freezer_ui.engines.tar import backup as tb
-from freezer_ui.engines.tar.backup_workers import WorkerError
+from freezer_ui.engines.tar.backup_workers import START_ENV, WorkerError, start_method
 from freezer_ui.progress import Progress
 from freezer_ui.repository.format import parse_pack_key
 from tests.engines.conftest import backup
@@ -29,6 +29,63 @@ def _children() -> set[int]:
         except OSError:
             pass
     return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+@pytest.fixture(params=["fork", "exec"])
+def start(request, monkeypatch) -> str:
+    """Run the test with forked and with exec'ed workers (the backup picks it up from the
+    environment: TarBackup passes no ``start``)."""
+    monkeypatch.setenv(START_ENV, request.param)
+    return request.param
+
+
+def _inject(monkeypatch, tmp_path: Path, start: str, code: str) -> None:
+    """Run ``code`` (it patches ``os`` functions) in the worker processes: here before the
+    fork (inherited), or in an exec'ed worker's interpreter at its start (sitecustomize on
+    the PYTHONPATH it inherits).  The patched functions are restored here afterwards."""
+    for name in ("fstat", "read", "preadv"):
+        monkeypatch.setattr(os, name, getattr(os, name))  # undone at the end of the test
+    if start == "fork":
+        exec(code, {})  # noqa: S102 - the test's own fault injection
+        return
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(code)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+
+
+def _cmdline(pid: int) -> str:
+    """``pid``'s command line, or its ``stat`` line if it has none (a zombie)."""
+    import time
+
+    try:
+        for _ in range(100):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode()
+            if line:
+                return line
+            # (seen empty for a moment right after the exec, with the process running)
+            with open(f"/proc/{pid}/stat") as f:
+                line = f.read()[:40]
+            if ") Z " in line:
+                return line
+            time.sleep(0.01)
+        return line
+    except OSError:
+        return "gone"
+
+
+def _workers_of(pids) -> list[str]:
+    """Command lines of the processes ``pids``."""
+    return [_cmdline(pid) for pid in pids]
 
 
 def _tree(root: Path, files: int = 400, large: int = 3) -> None:
@@ -60,7 +117,8 @@ class _Killer(Progress):
 
     def advance(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002
         if not self.killed:
-            pids = sorted(_children() - self.before)
+            # the backup's walk process is a child too (named, see walk_process): not a worker
+            pids = sorted(p for p in _children() - self.before if _comm(p) != "fzui-walk")
             assert pids, "no worker process found"
             if self.which == "one":
                 pids = pids[:1]
@@ -71,7 +129,7 @@ class _Killer(Progress):
 
 
 @pytest.mark.parametrize("which", ["one", "all"])
-def test_killed_worker_fails_the_backup_cleanly(repo, engine, tmp_path: Path, which) -> None:
+def test_killed_worker_fails_the_backup_cleanly(repo, engine, tmp_path: Path, which, start) -> None:
     src = tmp_path / "src"
     _tree(src)
     before = _children()
@@ -92,18 +150,22 @@ def test_killed_worker_fails_the_backup_cleanly(repo, engine, tmp_path: Path, wh
     assert diff(snapshot(str(src), atime=False), snapshot(str(out), atime=False)) == []
 
 
-def test_failing_worker_reports_its_error(repo, engine, tmp_path: Path, monkeypatch) -> None:
+_FSTAT_BUG = """
+import os
+_real_fstat = os.fstat
+def _broken(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").endswith("/f17"):
+        raise RuntimeError("injected bug in the worker")
+    return _real_fstat(fd)
+os.fstat = _broken
+"""
+
+
+def test_failing_worker_reports_its_error(repo, engine, tmp_path: Path, monkeypatch, start) -> None:
     src = tmp_path / "src"
     _tree(src, files=50, large=0)
     before = _children()
-    real_fstat = os.fstat
-
-    def broken(fd):
-        if os.readlink(f"/proc/self/fd/{fd}").endswith("/f17"):
-            raise RuntimeError("injected bug in the worker")
-        return real_fstat(fd)
-
-    monkeypatch.setattr(os, "fstat", broken)  # inherited by the forked workers
+    _inject(monkeypatch, tmp_path, start, _FSTAT_BUG)
     with pytest.raises(WorkerError, match="RuntimeError: injected bug in the worker"):
         backup(engine, repo, str(src))
     monkeypatch.undo()
@@ -111,7 +173,7 @@ def test_failing_worker_reports_its_error(repo, engine, tmp_path: Path, monkeypa
     assert _children() - before == set()
 
 
-def test_no_process_left_after_a_backup(repo, engine, tmp_path: Path) -> None:
+def test_no_process_left_after_a_backup(repo, engine, tmp_path: Path, start) -> None:
     src = tmp_path / "src"
     _tree(src, files=30)
     before = _children()
@@ -119,7 +181,7 @@ def test_no_process_left_after_a_backup(repo, engine, tmp_path: Path) -> None:
     assert _children() - before == set()
 
 
-def test_dedup_is_exact_across_workers(repo, engine, tmp_path: Path) -> None:
+def test_dedup_is_exact_across_workers(repo, engine, tmp_path: Path, start) -> None:
     """Identical files land in both workers at the same time: each chunk is stored once."""
     src = tmp_path / "src"
     src.mkdir()
@@ -142,9 +204,10 @@ def test_dedup_is_exact_across_workers(repo, engine, tmp_path: Path) -> None:
     assert res.bytes_new == len(small) + len(large)
 
 
-def test_workers_skip_what_the_repository_holds(repo, engine, tmp_path: Path) -> None:
-    """Without a files cache every file is read again; the workers know the index they were
-    forked with, so nothing is sealed or stored a second time."""
+def test_workers_skip_what_the_repository_holds(repo, engine, tmp_path: Path, start) -> None:
+    """Without a files cache every file is read again: nothing is stored a second time.
+    Forked workers know the index they were forked with and do not even seal it; exec'ed
+    ones seal it again and the writer drops every blob."""
     src = tmp_path / "src"
     _tree(src, files=100)
     first = backup(engine, repo, str(src))
@@ -164,7 +227,33 @@ def test_workers_skip_what_the_repository_holds(repo, engine, tmp_path: Path) ->
     assert sum(o.size for o in repo.storage.list("data/")) == size
 
 
-def test_file_growing_while_a_worker_reads_it(repo, engine, tmp_path: Path, monkeypatch) -> None:
+_APPEND_ONCE = """
+import os
+_target, _marker = {target!r}, {marker!r}
+_real_read, _real_preadv = os.read, os.preadv
+
+def _append_once(fd):
+    if not os.path.exists(_marker) and os.readlink(f"/proc/self/fd/{{fd}}") == _target:
+        with open(_marker, "w") as f:
+            f.write("1")
+        with open(_target, "ab") as f:  # another process appending while we read
+            f.write(b"more")
+
+def _read(fd, n):
+    _append_once(fd)
+    return _real_read(fd, n)
+
+def _preadv(fd, buffers, off, *flags):
+    _append_once(fd)
+    return _real_preadv(fd, buffers, off, *flags)
+
+os.read, os.preadv = _read, _preadv
+"""
+
+
+def test_file_growing_while_a_worker_reads_it(
+    repo, engine, tmp_path: Path, monkeypatch, start
+) -> None:
     """As tests/engines/test_warnings.py's growing-file test, with the append seen across
     the process boundary (a marker file instead of a list in this process)."""
     src = tmp_path / "src"
@@ -172,24 +261,9 @@ def test_file_growing_while_a_worker_reads_it(repo, engine, tmp_path: Path, monk
     target = src / "log"
     target.write_bytes(b"x" * 100_000)
     marker = tmp_path / "grown"
-    real_read, real_preadv = os.read, os.preadv
-
-    def append_once(fd: int) -> None:
-        if not marker.exists() and os.readlink(f"/proc/self/fd/{fd}") == str(target):
-            marker.write_text("1")
-            with open(target, "ab") as f:  # another process appending while we read
-                f.write(b"more")
-
-    def read(fd, n):
-        append_once(fd)
-        return real_read(fd, n)
-
-    def preadv(fd, buffers, off, *flags):
-        append_once(fd)
-        return real_preadv(fd, buffers, off, *flags)
-
-    monkeypatch.setattr(os, "read", read)
-    monkeypatch.setattr(os, "preadv", preadv)
+    _inject(
+        monkeypatch, tmp_path, start, _APPEND_ONCE.format(target=str(target), marker=str(marker))
+    )
     res = backup(engine, repo, str(src))
     monkeypatch.undo()
     assert marker.exists()
@@ -227,7 +301,7 @@ TarEngine(cache_dir=sys.argv[3]).backup(
 """
 
 
-def test_workers_die_with_a_killed_backup(repo, tmp_path: Path) -> None:
+def test_workers_die_with_a_killed_backup(repo, tmp_path: Path, start) -> None:
     """SIGKILL of the backup process (no cleanup runs) leaves no worker behind."""
     import subprocess
     import sys
@@ -240,13 +314,15 @@ def test_workers_die_with_a_killed_backup(repo, tmp_path: Path) -> None:
         [sys.executable, "-c", _KILLED_PARENT, repo.storage.root, str(src), str(tmp_path / "c")],
         stdout=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONPATH=root),
+        env=dict(os.environ, PYTHONPATH=root),  # START_ENV is set there too
     )
     assert p.stdout is not None
     line = p.stdout.readline().split()
     assert line and line[0] == "workers", line
     pids = [int(x) for x in line[1:]]
     assert pids
+    if start == "exec":  # (the walk process, also a child, is forked)
+        assert any("-m freezer_ui.engines.tar.backup_workers" in c for c in _workers_of(pids))
     p.kill()
     p.wait()
 
@@ -264,7 +340,7 @@ def test_workers_die_with_a_killed_backup(repo, tmp_path: Path) -> None:
     assert repo.generation_ids() == [] and repo.verify().ok
 
 
-def test_concurrent_backups_in_one_process(tmp_path: Path) -> None:
+def test_concurrent_backups_in_one_process(tmp_path: Path, start) -> None:
     """Two backups at once in one process (the agent runs jobs in threads): the second
     one's workers must not hold the first one's pipes, or the first one's workers would
     never see the end of their jobs and would have to be killed."""
@@ -334,7 +410,9 @@ def test_concurrent_backups_in_one_process(tmp_path: Path) -> None:
 
 def test_worker_forgetting_what_it_sent_costs_no_bytes(repo, engine, tmp_path, monkeypatch) -> None:
     """With the worker's memory of sent chunks cut to one id, repeats are sealed again and
-    dropped by the writer: stored bytes stay the same."""
+    dropped by the writer: stored bytes stay the same.  Forked workers only: the limit is
+    patched in this process (an exec'ed worker runs the same _serve)."""
+    monkeypatch.setenv(START_ENV, "fork")
     from freezer_ui.engines.tar import backup_workers
 
     src = tmp_path / "src"
@@ -348,3 +426,123 @@ def test_worker_forgetting_what_it_sent_costs_no_bytes(repo, engine, tmp_path, m
     stored = _chunks_in_packs(repo)
     assert len(stored) == len(set(stored)) == 5 + 1  # the 5 blocks and the item stream
     assert res.bytes_new == sum(map(len, blocks)) and res.chunks_new == 5
+
+
+def test_start_method_rule(monkeypatch) -> None:
+    """fork only while this process runs one thread; the environment or the caller can force
+    either; anything else is refused with the accepted values."""
+    import threading
+
+    monkeypatch.delenv(START_ENV, raising=False)
+    assert threading.active_count() == 1
+    assert start_method() == "fork"
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert start_method() == "exec"
+        assert start_method("fork") == "fork"
+    finally:
+        stop.set()
+        t.join()
+    monkeypatch.setenv(START_ENV, "exec")
+    assert start_method() == "exec"
+    monkeypatch.setenv(START_ENV, "spawn")
+    with pytest.raises(WorkerError, match=f"{START_ENV}='spawn': expected one of fork, exec"):
+        start_method()
+    with pytest.raises(WorkerError, match="expected one of fork, exec"):
+        start_method("vfork")
+
+
+class _Seen(Progress):
+    """Progress that records the command lines of the backup's child processes."""
+
+    def __init__(self, before: set[int]) -> None:
+        super().__init__()
+        self.before = before
+        self.cmdlines: dict[int, str] = {}
+
+    def advance(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002
+        if not self.cmdlines:
+            self.cmdlines = {pid: _cmdline(pid) for pid in _children() - self.before}
+        super().advance(bytes=bytes, files=files)
+
+
+def _run(repo, src: Path, tmp_path: Path, progress=None, use_cache: bool = True):
+    t = tb.TarBackup(
+        repo,
+        str(src),
+        backup_name="t",
+        hostname="h",
+        excludes=[],
+        one_file_system=False,
+        progress=progress,
+        cache_dir=str(tmp_path / "cache"),
+        use_cache=use_cache,
+    )
+    return t, t.run()
+
+
+def test_backup_beside_another_thread_execs_its_workers(
+    repo, engine, tmp_path: Path, monkeypatch
+) -> None:
+    """A backup started while another thread runs (the agent) uses exec'ed workers; they
+    store the same generation as forked ones, and it restores to the source."""
+    import threading
+
+    monkeypatch.delenv(START_ENV, raising=False)
+    src = tmp_path / "src"
+    _tree(src, files=300, large=4)
+    before = _children()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="agent-like")
+    other.start()
+    try:
+        seen = _Seen(before)
+        t, res = _run(repo, src, tmp_path, progress=seen)
+    finally:
+        stop.set()
+        other.join()
+    assert t._workers.start == "exec"
+    assert len(t._workers.pids) == 2
+    for pid in t._workers.pids:
+        assert "-P -m freezer_ui.engines.tar.backup_workers" in seen.cmdlines[pid], seen.cmdlines
+    assert [w.status for w in t._workers.workers] == [0, 0]
+    assert _children() - before == set()
+    out = tmp_path / "out"
+    engine.restore(repo, res.generation_id, str(out))
+    assert diff(snapshot(str(src), atime=False), snapshot(str(out), atime=False)) == []
+    # The same tree with forked workers, every file read again (no files cache): the same
+    # items (chunk ids, sizes, metadata) and nothing new to store.
+    monkeypatch.setenv(START_ENV, "fork")
+    t2, forked = _run(repo, src, tmp_path, use_cache=False)
+    assert t2._workers.start == "fork"
+    assert forked.files_read == res.files_read and forked.bytes_new == 0
+    exec_items = list(repo.open_generation(res.generation_id).items())
+    fork_items = list(repo.open_generation(forked.generation_id).items())
+    assert len(exec_items) > 300 and exec_items == fork_items
+    assert repo.verify().ok
+
+
+def test_exec_workers_seal_with_the_repository_keys(tmp_path: Path, monkeypatch) -> None:
+    """An encrypted repository: the exec'ed workers got the id and encryption keys over
+    their pipe (no passphrase); the backup verifies and restores to the source."""
+    from freezer_ui.engines.tar import TarEngine
+    from freezer_ui.repository import Repository
+    from freezer_ui.storage import LocalStorage
+    from tests.engines.conftest import SMALL_CHUNKER
+
+    monkeypatch.setenv(START_ENV, "exec")
+    storage = LocalStorage(str(tmp_path / "repo"))
+    Repository.init(storage, "pw", chunker=SMALL_CHUNKER, pack_size=1 << 20, scrypt_n=2)
+    repo = Repository.open(storage, "pw")
+    assert repo.encrypted
+    src = tmp_path / "src"
+    _tree(src, files=120, large=2)
+    engine = TarEngine(cache_dir=str(tmp_path / "cache"))
+    res = backup(engine, repo, str(src))
+    assert res.files_read > 120 and res.bytes_new > 0
+    assert Repository.open(storage, "pw").verify().ok
+    out = tmp_path / "out"
+    engine.restore(Repository.open(storage, "pw"), res.generation_id, str(out))
+    assert diff(snapshot(str(src), atime=False), snapshot(str(out), atime=False)) == []

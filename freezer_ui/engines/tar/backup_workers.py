@@ -10,18 +10,25 @@ hashes and seals each chunk one after the other, and sends the sealed blobs back
 message per batch of files (or per chunk of a large file, so progress moves per chunk).
 
 Deduplication stays exact: a worker only skips sealing a chunk that it knows is stored
-(the session's index as it was when the worker was forked, or a chunk it sent itself
-earlier, which this process has handled before reading the skip); everything else is
+(a forked worker: the session's index as it was at the fork; any worker: a chunk it sent
+itself earlier, which this process has handled before reading the skip); everything else is
 sealed and this process (:meth:`Writer.add_sealed`) decides what is new, dropping a blob
 another worker already delivered.  So stored bytes do not change; only a chunk two workers
 meet at about the same time is compressed twice.
 
-Workers are forked after the writer has loaded the index and before the backup starts any
+Workers are started after the writer has loaded the index and before the backup starts any
 thread of its own; they use only their own pipes, the files they read and the repository's
-keys.  A worker that dies (killed, out of memory) makes the backup fail with
+keys.  They are forked while this process runs a single thread.  The agent runs backups
+while its own threads run (progress reports, HTTP to freezer-api), and a lock another thread
+holds at a fork stays held in the child forever: then each worker is a fresh interpreter
+(``python -P -m freezer_ui.engines.tar.backup_workers``) that gets the repository's config
+and keys as the first message on its job pipe and serves the same protocol (see
+:func:`_exec_main`; the choice: :func:`start_method`).
+
+A worker that dies (killed, out of memory) makes the backup fail with
 :class:`WorkerError`; the writer is then aborted like any failed session (no generation,
 uploaded packs adopted by the next session).  Workers exit when their job pipe closes, when
-the process that forked them dies (``PR_SET_PDEATHSIG``), and are killed and reaped by
+the process that started them dies (``PR_SET_PDEATHSIG``), and are killed and reaped by
 :meth:`Workers.close` in every case.
 """
 
@@ -29,9 +36,12 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import select
 import signal
 import struct
+import subprocess
+import sys
 import threading
 import traceback
 from collections import deque
@@ -42,6 +52,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from freezer_ui.engines.base import EngineError
+from freezer_ui.engines.tar.restore_workers import can_fork
 from freezer_ui.engines.tar.walk import read_xattrs
 from freezer_ui.repository.chunker import cdc_views
 from freezer_ui.repository.crypto import BLOB_CHUNK
@@ -78,6 +89,11 @@ _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 # copying ends that are being created or closed meanwhile.
 _FORK_LOCK = threading.Lock()
 _OPEN_ENDS: set[Connection] = set()
+
+# How workers start when the caller does not say: "fork" or "exec" (an operator's way around a
+# library that misbehaves after a fork, and the benchmark's way to compare the two).
+START_ENV = "FREEZER_UI_BACKUP_WORKERS_START"
+STARTS = ("fork", "exec")
 
 # end-of-file record statuses
 OK, CANNOT_OPEN, READ_ERROR = 0, 1, 2
@@ -304,9 +320,13 @@ def _serve(
 
 
 def _child(
-    jobs: Connection, results: Connection, close: list[Connection], repo: Any, known: Any
+    jobs: Connection,
+    results: Connection,
+    close: list[Connection],
+    load: Callable[[], tuple[Any, Callable[[bytes], bool]]],
 ) -> None:
-    """Runs in the forked process; never returns (``os._exit``)."""
+    """Runs in the worker process (forked or exec'ed); never returns (``os._exit``).
+    ``load`` gives the repository (keys, chunker) and what counts as stored."""
     code = 0
     try:
         # Ctrl-C goes to the whole process group: the backup process decides and kills us.
@@ -315,7 +335,10 @@ def _child(
         _die_with_parent()
         for c in close:  # the other workers' pipe ends: they must see EOF when we go
             c.close()
+        repo, known = load()
         _serve(jobs, results, repo, known)
+    except EOFError:
+        pass  # the backup closed our job pipe before sending the setup: nothing to do
     except BaseException:  # noqa: BLE001 - reported to the backup, which raises it
         code = 1
         try:
@@ -324,6 +347,53 @@ def _child(
             pass
     finally:
         os._exit(code)
+
+
+class _NoStorage:
+    """The storage of an exec'ed worker's repository: a worker only hashes, cuts and seals,
+    so any use of storage is a bug, said as such instead of an AttributeError on ``None``."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise WorkerError(f"a backup worker process has no storage (it asked for {name!r})")
+
+
+def _exec_main(argv: list[str]) -> None:
+    """Entry of an exec'ed worker: ``JOB_FD RESULT_FD PARENT_PID``.
+
+    The first message on the job pipe is ``pickle((config, keys))``: the repository config
+    and keys the backup already holds (no passphrase or scrypt again).  Pickle is fine: both
+    ends are this program, and the pipe is private to the two processes.  Then the worker
+    serves the same protocol as a forked one."""
+    from freezer_ui.repository.repository import Repository
+
+    job_fd, result_fd, parent = (int(a) for a in argv)
+    jobs = Connection(job_fd, readable=True, writable=False)
+    results = Connection(result_fd, readable=False, writable=True)
+
+    def load() -> tuple[Any, Callable[[bytes], bool]]:
+        if os.getppid() != parent:
+            # The backup died before PR_SET_PDEATHSIG was set (the signal would never come);
+            # its end of the job pipe is closed, so this read ends in EOF anyway.
+            raise EOFError
+        config, keys = pickle.loads(jobs.recv_bytes())
+        # Repository's own chunk_id, envelope and chunker params, so ids and blobs are
+        # exactly those of the backup process (same code path, not a copy of it).
+        repo = Repository(_NoStorage(), config, keys)  # type: ignore[arg-type]
+        # What the worker treats as stored: nothing, only the chunks it sent itself (in
+        # _serve).  The writer's index is not here, and a worker must never claim a chunk
+        # that the writer does not hold (``add_sealed(cid, size, None)`` fails the backup),
+        # so a copy of it would have to be exactly the writer's: the local index cache file
+        # can be replaced (another backup, another client) between the writer's load and
+        # ours.  Not knowing costs CPU only: a chunk already stored is sealed and the writer
+        # drops the blob.  That happens only for chunks of files the files cache says
+        # changed (or every file without a files cache); a first backup knows nothing anyway.
+        return repo, _knows_nothing
+
+    _child(jobs, results, [], load)
+
+
+def _knows_nothing(cid: bytes) -> bool:
+    return False
 
 
 def _fatal_message(text: str) -> bytes:
@@ -359,24 +429,47 @@ class Job:
 
 
 class _Worker:
-    def __init__(self, pid: int, jobs: Connection, results: Connection) -> None:
+    def __init__(
+        self,
+        pid: int,
+        jobs: Connection,
+        results: Connection,
+        proc: subprocess.Popen[bytes] | None = None,
+    ) -> None:
         self.pid = pid
         self.jobs = jobs
         self.results = results
+        self.proc = proc  # exec'ed workers: reaped through Popen, which then knows it ended
         self.running: deque[Job] = deque()  # sent, not finished, in order
         self.batch: list[Job] = []  # not sent yet
         self.batch_bytes = 0
         self.queued = 0  # file bytes sent or batched and not finished (load balancing)
         self.in_pipe = 0  # job message bytes sent and not finished
+        # exit code once reaped, as Popen.returncode: -N if killed by signal N
         self.status: int | None = None
 
 
+def start_method(start: str | None = None) -> str:
+    """``start`` if given, else ``$FREEZER_UI_BACKUP_WORKERS_START``, else "fork" while this
+    process runs a single thread and "exec" otherwise."""
+    if start is None:
+        start = os.environ.get(START_ENV) or None
+        if start is not None and start not in STARTS:
+            raise WorkerError(f"{START_ENV}={start!r}: expected one of {', '.join(STARTS)}")
+    if start is None:
+        return "fork" if can_fork() else "exec"
+    if start not in STARTS:
+        raise WorkerError(f"worker start {start!r}: expected one of {', '.join(STARTS)}")
+    return start
+
+
 class Workers:
-    """A few forked worker processes and the bookkeeping of the jobs they run.
+    """A few worker processes and the bookkeeping of the jobs they run.
 
     Used from one thread.  ``on_chunk(job, chunk_id, size, blob_or_None)`` is called for
     every chunk in the order each worker produced them; a job is ``done`` once its
-    end-of-file record has arrived."""
+    end-of-file record has arrived.  ``start`` is "fork", "exec" or ``None`` (see
+    :func:`start_method`); :attr:`start` says which one was used."""
 
     def __init__(
         self,
@@ -384,20 +477,24 @@ class Workers:
         known: Callable[[bytes], bool],
         count: int,
         on_chunk: Callable[[Job, bytes, int, memoryview | None], None],
+        *,
+        start: str | None = None,
     ) -> None:
         self.on_chunk = on_chunk
         self.workers: list[_Worker] = []
         self._pipe_limit = PIPE_SIZE // 2
         self._poller: Any = None
-        # The agent forks these while its own threads run (progress reports, HTTP to
-        # freezer-api).  A lock another thread holds at the fork stays held in the child
-        # forever; the one a worker could meet is OpenSSL's algorithm store, taken for writing
-        # when a cipher is first fetched.  Sealing once here makes the worker's fetches
-        # cache hits under read locks (docs/performance.md, "Backup worker processes").
-        repo.envelope.seal(b"warm", bytes(32), b"warm-up before fork")
+        self.start = start_method(start)
+        if self.start == "fork":
+            # Forced "fork" may still run beside other threads.  A lock another thread holds
+            # at the fork stays held in the child forever; the one a worker could meet is
+            # OpenSSL's algorithm store, taken for writing when a cipher is first fetched.
+            # Sealing once here makes the worker's fetches cache hits under read locks
+            # (docs/performance.md, "Backup worker processes").
+            repo.envelope.seal(b"warm", bytes(32), b"warm-up before fork")
         try:
             for _ in range(max(1, count)):
-                self._fork(repo, known)
+                self._start(repo, known)
         except BaseException:
             self.close(kill=True)
             raise
@@ -406,39 +503,88 @@ class Workers:
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers]
 
-    def _fork(self, repo: Any, known: Callable[[bytes], bool]) -> None:
-        job_r, job_w = Pipe(duplex=False)
-        res_r, res_w = Pipe(duplex=False)
-        for c in (job_w, res_w):
-            try:
-                import fcntl
+    def _start(self, repo: Any, known: Callable[[bytes], bool]) -> None:
+        import fcntl
 
-                fcntl.fcntl(c.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
-            except OSError:
-                pass
-        try:
-            import fcntl
-
-            size = fcntl.fcntl(job_w.fileno(), _F_GETPIPE_SZ)
-            self._pipe_limit = min(self._pipe_limit, size // 2)
-        except OSError:
-            self._pipe_limit = min(self._pipe_limit, 32 << 10)
+        # Created under the lock: a worker forked meanwhile by another backup of this process
+        # would otherwise copy these ends without knowing to close them.
         with _FORK_LOCK:
-            inherited = list(_OPEN_ENDS)
+            job_r, job_w = Pipe(duplex=False)
+            res_r, res_w = Pipe(duplex=False)
+            for c in (job_w, res_w):
+                try:
+                    fcntl.fcntl(c.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
+                except OSError:
+                    pass
             try:
-                pid = os.fork()
-            except OSError as e:
+                size = fcntl.fcntl(job_w.fileno(), _F_GETPIPE_SZ)
+                self._pipe_limit = min(self._pipe_limit, size // 2)
+            except OSError:
+                self._pipe_limit = min(self._pipe_limit, 32 << 10)
+            try:
+                if self.start == "fork":
+                    w = self._fork(job_r, job_w, res_r, res_w, repo, known)
+                else:
+                    w = self._exec(job_r, job_w, res_r, res_w)
+            except BaseException:
                 for c in (job_r, job_w, res_r, res_w):
                     c.close()
-                raise WorkerError(f"cannot start a backup worker process: {e.strerror or e}") from e
-            if pid == 0:  # pragma: no cover - the child's coverage is not collected
-                job_w.close()
-                res_r.close()
-                _child(job_r, res_w, inherited, repo, known)
+                raise
             job_r.close()
             res_w.close()
             _OPEN_ENDS.update((job_w, res_r))
-        self.workers.append(_Worker(pid, job_w, res_r))
+        self.workers.append(w)
+        if w.proc is not None:
+            try:
+                # The config and keys this process already holds (see _exec_main).
+                job_w.send_bytes(pickle.dumps((repo.config, repo.keys), pickle.HIGHEST_PROTOCOL))
+            except OSError as e:
+                raise self._died(w, f"cannot send it the repository keys: {e}") from None
+
+    def _fork(
+        self,
+        job_r: Connection,
+        job_w: Connection,
+        res_r: Connection,
+        res_w: Connection,
+        repo: Any,
+        known: Callable[[bytes], bool],
+    ) -> _Worker:
+        inherited = list(_OPEN_ENDS)
+        try:
+            pid = os.fork()
+        except OSError as e:
+            raise WorkerError(f"cannot start a backup worker process: {e.strerror or e}") from e
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            job_w.close()
+            res_r.close()
+            # The index as the writer holds it at the fork (a copy-on-write snapshot).
+            _child(job_r, res_w, inherited, lambda: (repo, known))
+        return _Worker(pid, job_w, res_r)
+
+    def _exec(
+        self, job_r: Connection, job_w: Connection, res_r: Connection, res_w: Connection
+    ) -> _Worker:
+        # The same freezer_ui as ours, whatever sys.path tricks the caller used; -P keeps the
+        # current directory (maybe the tree being backed up) off sys.path.
+        env = dict(os.environ)
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+        fds = (job_r.fileno(), res_w.fileno())
+        try:
+            # close_fds (the default) with pass_fds: the worker inherits its two pipe ends
+            # and nothing else, in particular no other worker's pipes.
+            proc = subprocess.Popen(
+                [sys.executable, "-P", "-m", __name__, *map(str, fds), str(os.getpid())],
+                pass_fds=fds,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as e:
+            raise WorkerError(
+                f"cannot start a backup worker process ({sys.executable}): {e.strerror or e}"
+            ) from e
+        return _Worker(proc.pid, job_w, res_r, proc)
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -541,18 +687,17 @@ class Workers:
             on_chunk(job, cid, size, blob)
 
     def _died(self, w: _Worker, why: str) -> WorkerError:
-        status = self._reap(w, wait_s=1.0)
-        if status is None:
+        code = self._reap(w, wait_s=1.0)
+        if code is None:
             detail = "it closed its pipe"
-        elif os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
+        elif code < 0:
             try:
-                name = signal.Signals(sig).name
+                name = signal.Signals(-code).name
             except ValueError:
-                name = str(sig)
+                name = str(-code)
             detail = f"killed by {name}"
         else:
-            detail = f"exit status {os.waitstatus_to_exitcode(status)}"
+            detail = f"exit status {code}"
         if why:
             detail += f"; {why}"
         return WorkerError(f"backup worker process {w.pid} died ({detail}); no generation written")
@@ -560,23 +705,31 @@ class Workers:
     # -- end ---------------------------------------------------------------------------------
 
     def _reap(self, w: _Worker, wait_s: float) -> int | None:
+        """``w``'s exit code once it has ended (waiting up to ``wait_s``), else ``None``."""
         import time
 
-        if w.status is not None:
-            return w.status
         deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                pid, status = os.waitpid(w.pid, os.WNOHANG)
-            except ChildProcessError:
-                w.status = 0
-                return 0
-            if pid:
-                w.status = status
-                return status
-            if time.monotonic() >= deadline:
-                return None
+        while w.status is None:
+            self._wait(w, block=False)
+            if w.status is not None or time.monotonic() >= deadline:
+                break
             time.sleep(0.005)
+        return w.status
+
+    @staticmethod
+    def _wait(w: _Worker, block: bool) -> None:
+        if w.status is not None:
+            return
+        if w.proc is not None:
+            w.status = w.proc.wait() if block else w.proc.poll()
+            return
+        try:
+            pid, status = os.waitpid(w.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            w.status = 0
+            return
+        if pid:
+            w.status = os.waitstatus_to_exitcode(status)
 
     def close(self, kill: bool = False) -> None:
         """Stop every worker and reap it: closing the job pipe ends a worker's loop; with
@@ -597,7 +750,8 @@ class Workers:
                     os.kill(w.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                try:
-                    _, w.status = os.waitpid(w.pid, 0)
-                except ChildProcessError:
-                    w.status = 0
+                self._wait(w, block=True)
+
+
+if __name__ == "__main__":
+    _exec_main(sys.argv[1:])
