@@ -5,10 +5,8 @@ from __future__ import annotations
 import errno
 import gc
 import os
-import queue
 import socket
 import stat
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,8 +29,8 @@ from freezer_ui.engines.tar.walk import (
     WalkWarnings,
     encode_path,
     read_xattrs,
-    walk,
 )
+from freezer_ui.engines.tar.walk_process import WalkProcess
 
 # Files up to the chunker's minimum chunk size are read with one read() and stored as one
 # chunk: content-defined chunking cannot cut them anyway, and this skips the chunker's per-file
@@ -127,6 +125,16 @@ class TarBackup:
             raise SourceError(f"cannot back up {self.source}: {e.strerror}") from None
         if not stat.S_ISDIR(st.st_mode):
             raise SourceError(f"cannot back up {self.source}: not a directory")
+        # Started first: the walk then overlaps with loading the caches and the index too.
+        self._walker = WalkProcess(
+            self.source, self.excludes.patterns, self.one_file_system, self.warnings
+        )
+        try:
+            return self._run_walking(t0)
+        finally:
+            self._walker.close()
+
+    def _run_walking(self, t0: float) -> BackupResult:
         cache = FilesCache.load(self.cache_file)
         if cache.warning and os.path.isfile(self.cache_file):
             # A damaged or foreign cache costs a full read, not correctness: said in the result.
@@ -186,7 +194,7 @@ class TarBackup:
 
     # -- per item -----------------------------------------------------------------------------
     #
-    # This thread scans (the walk itself runs in a thread of its own, see _ahead): it builds
+    # This thread scans (the walk itself runs in a process of its own, walk_process): it builds
     # the items, answers unchanged files from the files cache and hands the files to read to
     # worker processes (backup_workers), which read, cut, hash and seal them.  Their sealed
     # chunks go to the writer as they arrive (it decides what is new); items complete
@@ -194,9 +202,6 @@ class TarBackup:
     # flight) plus the pipes and the writer's buffers.
 
     def _items(self, cache: FilesCache, w: Any) -> Iterator[dict]:
-        # Set when this generator stops early (an error, or the writer failed): the walking
-        # thread gives up instead of blocking.
-        self._abort = threading.Event()
         self._w = w
         # Forked here: the writer has loaded the index (the workers skip sealing chunks it
         # holds) and this backup has started no thread yet.
@@ -244,7 +249,6 @@ class TarBackup:
                     yield item
             finished = True
         finally:
-            self._abort.set()
             workers.close(kill=not finished)
 
     def _on_chunk(self, job: Job, cid: bytes, size: int, blob: memoryview | None) -> None:
@@ -260,8 +264,7 @@ class TarBackup:
     def _scan(self, cache: FilesCache, w: Any, workers: Workers):
         owners = self.owners
         warnings = self.warnings
-        tree = walk(self.source, self.excludes, self.one_file_system, warnings)
-        for rel, abspath, st in _ahead(tree, self._abort):
+        for rel, abspath, st in self._walker:
             mode = st.st_mode
             fmt = stat.S_IFMT(mode)
             item: dict[str, Any] = {
@@ -458,57 +461,3 @@ class TarBackup:
         limit = self.start_ns - RACY_NS
         if st.st_mtime_ns < limit and st.st_ctime_ns < limit:
             cache.remember(rel, st, chunks, extents, xattrs)
-
-
-WALK_BATCH = 256  # entries per hand-over from the walking thread
-WALK_AHEAD = 8  # batches the walking thread may be ahead
-
-
-def _ahead(entries: Iterator[Any], abort: threading.Event) -> Iterator[Any]:
-    """``entries`` produced in a thread of their own, in order, a batch at a time.
-
-    The walk is one ``scandir`` per directory and one ``lstat`` per entry: kernel time (and
-    with page caches cold, disk waits) that then overlaps with the scan's own work (cache
-    lookups, items, feeding the writer) instead of adding to it."""
-    q: queue.Queue = queue.Queue(WALK_AHEAD)
-    # our own stop signal: ``abort`` (the whole backup stops) is only read here, since the
-    # walk ending must not stop the workers still finishing the last files
-    stop = threading.Event()
-
-    def put(msg: Any) -> bool:
-        while True:
-            try:
-                q.put(msg, timeout=0.2)
-                return True
-            except queue.Full:
-                if stop.is_set() or abort.is_set():
-                    return False
-
-    def produce() -> None:
-        batch: list = []
-        try:
-            for e in entries:
-                batch.append(e)
-                if len(batch) >= WALK_BATCH:
-                    if not put(batch):
-                        return
-                    batch = []
-            put(batch)
-            put(None)
-        except BaseException as exc:  # handed to the consumer, raised there after the entries
-            if put(batch):
-                put(exc)
-
-    t = threading.Thread(target=produce, name="fzui-walk", daemon=True)
-    t.start()
-    try:
-        while True:
-            msg = q.get()
-            if msg is None:
-                return
-            if isinstance(msg, BaseException):
-                raise msg
-            yield from msg
-    finally:
-        stop.set()
-        t.join()
