@@ -175,3 +175,41 @@ def test_a_backup_whose_walker_dies_fails_and_commits_nothing(
     # the next backup is whole
     res = backup(engine, repo, str(src))
     assert res.files == 3001
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan is reaped by whatever PID 1 is, maybe never)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_walker_dies_with_the_backup_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    _big_tree(tmp_path)
+    code = (
+        "import sys, time\n"
+        "from freezer_ui.engines.tar import walk_process as w\n"
+        "w.PIPE_SIZE = 4096\n"
+        "wp = w.WalkProcess(sys.argv[1], [], False, w.WalkWarnings())\n"
+        "print(wp.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE)
+    try:
+        walker = int(proc.stdout.readline())
+        assert os.path.exists(f"/proc/{walker}")
+        proc.kill()  # SIGKILL: no cleanup of its own runs
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while _alive(walker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(walker)
+    finally:
+        proc.kill()
+        proc.wait()

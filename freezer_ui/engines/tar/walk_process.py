@@ -31,7 +31,6 @@ from freezer_ui.engines.tar.backup_workers import (
     _F_SETPIPE_SZ,
     _FORK_LOCK,
     _OPEN_ENDS,
-    _die_with_parent,
 )
 from freezer_ui.engines.tar.walk import Excluder, WalkWarnings, walk
 
@@ -42,7 +41,7 @@ PIPE_SIZE = 1 << 20
 
 # message kinds
 _MORE, _END, _FAILED = 0, 1, 2
-_PR_SET_NAME = 15
+_PR_SET_PDEATHSIG, _PR_SET_NAME = 1, 15
 
 
 class WalkStat(NamedTuple):
@@ -83,16 +82,26 @@ def _fields(st: os.stat_result) -> tuple:
     )
 
 
-def _name_process(name: bytes) -> None:
-    """Name this process in ``ps``/``top`` (``comm``): an operator (or a test) can tell the
-    walker from the backup's worker processes, which are forks of the same program."""
+def _load_prctl():
+    # Loaded at import, in the parent: a forked child of a process with other threads must
+    # not dlopen (the loader's lock may be held by a thread that no longer exists there).
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name[:15]), 0, 0, 0)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass  # not Linux/glibc: only the name is missing
+        return None  # not Linux/glibc: no name, and EOF on its pipe still ends the walker
+
+
+_prctl = _load_prctl()
+
+
+def _as_child_of_the_backup() -> None:
+    """Die with the backup (``PR_SET_PDEATHSIG``) and take a name of our own (``comm``): an
+    operator (or a test) tells the walker from the backup's worker processes in ``ps``."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(_PR_SET_NAME, b"fzui-walk", 0, 0, 0)
 
 
 def _child(
@@ -105,8 +114,7 @@ def _child(
         # caller's own SIGTERM handler (an agent's graceful stop) is not ours to run.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _die_with_parent()
-        _name_process(b"fzui-walk")
+        _as_child_of_the_backup()
         for c in close:  # other backups' worker pipes: their EOF must not wait for us
             c.close()
         warnings = WalkWarnings()
