@@ -183,7 +183,7 @@ class WalkProcess:
     def __iter__(self) -> Iterator[tuple[str, str, WalkStat]]:
         recv = self._conn.recv_bytes
         loads = marshal.loads
-        make = WalkStat._make
+        new = tuple.__new__  # WalkStat._make without its Python-level frame (per entry)
         prefix = self.root.rstrip("/") + "/"
         add = self.warnings.add
         first = True
@@ -199,11 +199,11 @@ class WalkProcess:
             if first and batch:
                 # the root itself, as walk() gives it: "." and the source path
                 rel, fields = batch[0]
-                yield rel, self.root, make(fields)
+                yield rel, self.root, new(WalkStat, fields)
                 batch = batch[1:]
                 first = False
             for rel, fields in batch:
-                yield rel, prefix + rel, make(fields)
+                yield rel, prefix + rel, new(WalkStat, fields)
             if kind == _END:
                 return
 
