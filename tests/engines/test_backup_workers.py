@@ -546,3 +546,95 @@ def test_exec_workers_seal_with_the_repository_keys(tmp_path: Path, monkeypatch)
     out = tmp_path / "out"
     engine.restore(Repository.open(storage, "pw"), res.generation_id, str(out))
     assert diff(snapshot(str(src), atime=False), snapshot(str(out), atime=False)) == []
+
+
+def _sealed_counter(monkeypatch) -> dict[str, int]:
+    """Counts, in the backup process, the chunks workers sent sealed and those they said
+    are stored (the real _on_chunk runs)."""
+    counts = {"sealed": 0, "known": 0}
+    real = tb.TarBackup._on_chunk
+
+    def on_chunk(self, job, cid, size, blob):
+        counts["known" if blob is None else "sealed"] += 1
+        return real(self, job, cid, size, blob)
+
+    monkeypatch.setattr(tb.TarBackup, "_on_chunk", on_chunk)
+    return counts
+
+
+def _cached_repo(tmp_path: Path):
+    from freezer_ui.repository import Repository
+    from freezer_ui.storage import LocalStorage
+    from tests.engines.conftest import SMALL_CHUNKER
+
+    storage = LocalStorage(str(tmp_path / "repo"))
+    if not storage.exists("config"):
+        Repository.init(storage, None, "none", chunker=SMALL_CHUNKER, pack_size=1 << 20)
+
+    def opened():
+        r = Repository.open(storage)
+        r.use_index_cache(str(tmp_path / "index-cache"))  # as the CLI and the agent do
+        return r
+
+    return opened
+
+
+def test_exec_workers_know_the_index_cache(tmp_path: Path, monkeypatch) -> None:
+    """Exec'ed workers have no copy of the writer's index, but they open the local index
+    cache it was built on: a re-read of stored files seals nothing."""
+    monkeypatch.setenv(START_ENV, "exec")
+    opened = _cached_repo(tmp_path)
+    src = tmp_path / "src"
+    _tree(src, files=200)
+    r = opened()
+    first = _run(r, src, tmp_path)[1]
+    r.save_index_cache()  # as the CLI and the agent do after a backup
+    counts = _sealed_counter(monkeypatch)
+    repo = opened()
+    t, again = _run(repo, src, tmp_path, use_cache=False)
+    assert repo.index.cached is not None  # the writer's index was the cache file
+    assert t._workers.start == "exec"
+    assert again.files_read == first.files_read and again.bytes_new == 0
+    assert counts["sealed"] == 0 and counts["known"] > 200
+
+
+def test_exec_workers_ignore_an_index_cache_replaced_meanwhile(tmp_path: Path, monkeypatch) -> None:
+    """Another backup replaces the index cache between our writer's load and our workers'
+    start, with chunks our writer does not know: the workers must not take it (a chunk
+    they called stored would fail the backup), so they seal, and the backup completes."""
+    from freezer_ui.engines.tar import backup_workers as bw
+
+    monkeypatch.setenv(START_ENV, "exec")
+    opened = _cached_repo(tmp_path)
+    base = tmp_path / "base"
+    _tree(base, files=40, large=0)
+    r = opened()
+    _run(r, base, tmp_path)
+    r.save_index_cache()
+    src = tmp_path / "src"
+    _tree(src, files=150)  # (its own random content: the same tree twice below)
+    (src / "unique").write_bytes(os.urandom(50_000))
+    real = bw.Workers._prepare_exec
+    other: list = []
+
+    def prepare(self, repo) -> None:
+        if not other:  # the first call is ours: the other backup runs to its end here
+            other.append(None)
+            r = opened()
+            other[0] = _run(r, src, tmp_path / "other")[1]
+            r.save_index_cache()
+        real(self, repo)
+
+    monkeypatch.setattr(bw.Workers, "_prepare_exec", prepare)
+    counts = _sealed_counter(monkeypatch)
+    repo = opened()
+    t, res = _run(repo, src, tmp_path)
+    assert other[0].bytes_new > 0  # the other backup stored src's chunks first
+    assert repo.index.cached is not None
+    assert counts["sealed"] > 0
+    assert res.warnings == [] and repo.verify().ok
+    out = tmp_path / "out"
+    from freezer_ui.engines.tar import TarEngine
+
+    TarEngine().restore(opened(), res.generation_id, str(out))
+    assert diff(snapshot(str(src), atime=False), snapshot(str(out), atime=False)) == []

@@ -360,10 +360,10 @@ class _NoStorage:
 def _exec_main(argv: list[str]) -> None:
     """Entry of an exec'ed worker: ``JOB_FD RESULT_FD PARENT_PID``.
 
-    The first message on the job pipe is ``pickle((config, keys))``: the repository config
-    and keys the backup already holds (no passphrase or scrypt again).  Pickle is fine: both
-    ends are this program, and the pipe is private to the two processes.  Then the worker
-    serves the same protocol as a forked one."""
+    The first message on the job pipe is ``pickle((config, keys, index fd, expect))`` (see
+    :meth:`Workers._prepare_exec`).  Pickle is fine: both ends are this program, and the
+    pipe is private to the two processes.  Then the worker serves the same protocol as a
+    forked one."""
     from freezer_ui.repository.repository import Repository
 
     job_fd, result_fd, parent = (int(a) for a in argv)
@@ -375,25 +375,55 @@ def _exec_main(argv: list[str]) -> None:
             # The backup died before PR_SET_PDEATHSIG was set (the signal would never come);
             # its end of the job pipe is closed, so this read ends in EOF anyway.
             raise EOFError
-        config, keys = pickle.loads(jobs.recv_bytes())
+        config, keys, index_fd, expect = pickle.loads(jobs.recv_bytes())
         # Repository's own chunk_id, envelope and chunker params, so ids and blobs are
         # exactly those of the backup process (same code path, not a copy of it).
         repo = Repository(_NoStorage(), config, keys)  # type: ignore[arg-type]
-        # What the worker treats as stored: nothing, only the chunks it sent itself (in
-        # _serve).  The writer's index is not here, and a worker must never claim a chunk
-        # that the writer does not hold (``add_sealed(cid, size, None)`` fails the backup),
-        # so a copy of it would have to be exactly the writer's: the local index cache file
-        # can be replaced (another backup, another client) between the writer's load and
-        # ours.  Not knowing costs CPU only: a chunk already stored is sealed and the writer
-        # drops the blob.  That happens only for chunks of files the files cache says
-        # changed (or every file without a files cache); a first backup knows nothing anyway.
-        return repo, _knows_nothing
+        known = _known_from_cache(index_fd, expect) if index_fd is not None else None
+        return repo, known or _knows_nothing
 
     _child(jobs, results, [], load)
 
 
 def _knows_nothing(cid: bytes) -> bool:
     return False
+
+
+def _known_from_cache(fd: int, expect: tuple) -> Callable[[bytes], bool] | None:
+    """What an exec'ed worker treats as stored: the chunks of the local index cache file the
+    writer's index was built on (besides the chunks it sent itself, see _serve), or ``None``.
+
+    A worker must never claim a chunk the writer does not hold: ``add_sealed(cid, size,
+    None)`` fails the backup.  The cache file can be replaced between the writer's load and
+    ours (another backup saving it, another client), so the file, opened by the backup and
+    inherited here, is used only if it names the same index objects and exactly the same
+    packs as the writer's copy: its chunks are then exactly the chunks of those packs, all
+    in the writer's index.  Anything else (damaged, replaced, unreadable) means knowing
+    nothing, which costs CPU only: a stored chunk is sealed again and the writer drops the
+    blob.  Opening it here costs one checksummed read of the file (~60 bytes per chunk);
+    without it a full re-read of the bench corpus (--no-cache) took 13-14 s of CPU instead
+    of 6-7 s (docs/performance.md, "Backup worker processes")."""
+    from pathlib import Path
+
+    from freezer_ui.repository.index_cache import IndexCacheError, MappedIndex
+
+    repo_id, index_ids, pack_ids, missing, n = expect
+    try:
+        mapped = MappedIndex(Path(f"/proc/self/fd/{fd}"), repo_id)
+    except (OSError, IndexCacheError):
+        return None
+    finally:
+        os.close(fd)
+    if (mapped.index_ids, mapped.pack_ids, sorted(mapped.missing), mapped.n) != (
+        index_ids,
+        pack_ids,
+        missing,
+        n,
+    ):
+        mapped.close()
+        return None
+    find = mapped.find
+    return lambda cid: find(cid) >= 0
 
 
 def _fatal_message(text: str) -> bytes:
@@ -485,7 +515,11 @@ class Workers:
         self._pipe_limit = PIPE_SIZE // 2
         self._poller: Any = None
         self.start = start_method(start)
-        if self.start == "fork":
+        self._setup = b""  # exec: the first message to each worker (see _exec_main)
+        self._index_fd: int | None = None
+        if self.start == "exec":
+            self._prepare_exec(repo)
+        else:
             # Forced "fork" may still run beside other threads.  A lock another thread holds
             # at the fork stays held in the child forever; the one a worker could meet is
             # OpenSSL's algorithm store, taken for writing when a cipher is first fetched.
@@ -498,6 +532,33 @@ class Workers:
         except BaseException:
             self.close(kill=True)
             raise
+        finally:
+            if self._index_fd is not None:
+                os.close(self._index_fd)  # the workers have their own copies
+                self._index_fd = None
+
+    def _prepare_exec(self, repo: Any) -> None:
+        """The exec'ed workers' setup message: config and keys this process already holds
+        (no passphrase or scrypt again), and the writer's local index cache file, opened
+        here, with what it must hold (see _known_from_cache).  ``repo.index`` is the index
+        the writer loaded when it opened."""
+        expect = None
+        cached = getattr(repo.index, "cached", None)
+        if cached is not None:
+            try:
+                self._index_fd = os.open(cached.path, os.O_RDONLY | os.O_CLOEXEC)
+                expect = (
+                    bytes.fromhex(repo.id),
+                    list(cached.index_ids),
+                    list(cached.pack_ids),
+                    sorted(cached.missing),
+                    cached.n,
+                )
+            except OSError:
+                self._index_fd = None  # (gone meanwhile: the workers only know less)
+        self._setup = pickle.dumps(
+            (repo.config, repo.keys, self._index_fd, expect), pickle.HIGHEST_PROTOCOL
+        )
 
     @property
     def pids(self) -> list[int]:
@@ -536,8 +597,7 @@ class Workers:
         self.workers.append(w)
         if w.proc is not None:
             try:
-                # The config and keys this process already holds (see _exec_main).
-                job_w.send_bytes(pickle.dumps((repo.config, repo.keys), pickle.HIGHEST_PROTOCOL))
+                job_w.send_bytes(self._setup)
             except OSError as e:
                 raise self._died(w, f"cannot send it the repository keys: {e}") from None
 
@@ -571,12 +631,13 @@ class Workers:
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
         fds = (job_r.fileno(), res_w.fileno())
+        extra = () if self._index_fd is None else (self._index_fd,)
         try:
             # close_fds (the default) with pass_fds: the worker inherits its two pipe ends
             # and nothing else, in particular no other worker's pipes.
             proc = subprocess.Popen(
                 [sys.executable, "-P", "-m", __name__, *map(str, fds), str(os.getpid())],
-                pass_fds=fds,
+                pass_fds=fds + extra,
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
