@@ -17,12 +17,13 @@ from freezer_ui.storage.local import LocalStorage
 ENTRY_POINT_GROUP = "freezer_ui.storages"
 
 # name -> class, or "module:Class" for storages whose client library is imported only when
-# that storage is used: paramiko and swiftclient cost ~0.2 s at every CLI start otherwise,
+# that storage is used: paramiko, swiftclient and boto3 cost ~0.2 s at every CLI start otherwise,
 # which is a tenth of an unchanged incremental backup.
 STORAGE_TABLE: dict[str, type[Storage] | str] = {
     LocalStorage.name: LocalStorage,
     "ssh": "freezer_ui.storage.ssh:SSHStorage",
     "swift": "freezer_ui.storage.swift:SwiftStorage",
+    "s3": "freezer_ui.storage.s3:S3Storage",
 }
 
 

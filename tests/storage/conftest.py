@@ -14,6 +14,7 @@ import pytest
 
 from freezer_ui.storage import LocalStorage, Storage
 from tests.storage.sshd import make_ssh_storage
+from tests.storage.swiftaio import s3_storage_factory as make_s3_storage
 from tests.storage.swiftaio import storage_factory as make_swift_storage
 
 
@@ -23,9 +24,11 @@ def _local(tmp_path: Path) -> Storage:
 
 STORAGE_FACTORIES: dict[str, Callable[[Path], Storage]] = {
     "local": _local,
-    # a real sshd / Swift all-in-one on loopback, started once per test process
+    # a real sshd / Swift all-in-one on loopback, started once per test process; s3 is the
+    # same all-in-one through Swift's s3api middleware
     "ssh": make_ssh_storage,
     "swift": make_swift_storage,
+    "s3": make_s3_storage,
 }
 
 

@@ -1,4 +1,4 @@
-"""A real OpenStack Swift all-in-one on loopback, for the swift storage tests.
+"""A real OpenStack Swift all-in-one on loopback, for the swift and s3 storage tests.
 
 Four real Swift servers (proxy with tempauth, account, container, object) from the ``swift``
 package on PyPI, installed in its own venv ``.venv-swift`` because Swift pins eventlet and
@@ -11,6 +11,10 @@ take ``user.*`` xattrs, which Swift keeps its metadata in), rings built with the
 ``swift-ring-builder``.  Every config file is written from ``tests/storage/swift_conf/*.in``
 into the temp dir, and ``swift_dir`` points the servers there, so nothing under ``/etc/swift`` is
 read or written.  Tokens are tempauth *fernet* tokens, so no memcached is needed.
+
+The proxy also speaks S3: Swift's own ``s3api`` middleware, in front of tempauth, serves the
+same accounts at the same endpoint (path-style buckets; access key ``account:user``, secret =
+the tempauth key), so the s3 storage is tested against a real S3 implementation too.
 
 Use :func:`start` (or ``python -m tests.storage.swiftaio`` to poke at one by hand); the returned
 :class:`SwiftAIO` stops every server on :meth:`SwiftAIO.stop` and, as a safety net, at exit.
@@ -56,6 +60,8 @@ USERS = (("test", "tester", "testing"), ("test2", "tester2", "testing2"))
 # a listing of 50 objects takes three pages, and an object just over 16 MiB is refused.
 CONTAINER_LISTING_LIMIT = 20
 MAX_FILE_SIZE = 16 << 20
+# One S3 listing page (s3api's max_bucket_listing); s3api asks Swift for one name more.
+S3_LISTING_LIMIT = CONTAINER_LISTING_LIMIT - 1
 
 
 # Each server runs the main() of its swift-*-server script, after one step those scripts cannot
@@ -187,6 +193,16 @@ class SwiftAIO:
         account, user, key = USERS[index]
         return {"ST_AUTH": self.auth_url, "ST_USER": f"{account}:{user}", "ST_KEY": key}
 
+    def s3_credentials(self, index: int = 0) -> dict[str, str]:
+        """Options for ``S3Storage`` naming one tempauth user through s3api."""
+        account, user, key = USERS[index]
+        return {"endpoint": self.endpoint, "access_key": f"{account}:{user}", "secret_key": key}
+
+    def s3_env(self, index: int = 0) -> dict[str, str]:
+        """The same credentials as the AWS SDKs' environment variables."""
+        account, user, key = USERS[index]
+        return {"AWS_ACCESS_KEY_ID": f"{account}:{user}", "AWS_SECRET_ACCESS_KEY": key}
+
     def log(self, server: str) -> str:
         path = self.workdir / "log" / f"{server}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -317,6 +333,7 @@ def start(base: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> 
                 "SWIFT_DIR": swift_dir,
                 "DEVICES": devices,
                 "LISTING_LIMIT": CONTAINER_LISTING_LIMIT,
+                "S3_LISTING_LIMIT": S3_LISTING_LIMIT,
                 "MAX_FILE_SIZE": MAX_FILE_SIZE,
                 # a fresh key per run: tokens of an earlier run are meaningless here
                 "FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
@@ -437,12 +454,71 @@ def storage_factory(tmp_path: Path) -> Storage:
     return SwiftStorage.from_url(f"swift://t-{uuid.uuid4().hex[:12]}")
 
 
+# Every variable through which the AWS SDKs find credentials or settings: the tests clear them
+# so that neither the developer's ~/.aws nor a CI role can leak in, and so that botocore never
+# waits on the EC2 metadata service.
+AWS_ENV_NAMES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CA_BUNDLE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+def isolated_aws_env(workdir: Path) -> dict[str, str]:
+    """Environment settings under which the AWS chain sees nothing of this machine: config
+    files that do not exist, no metadata service.  Apply after removing ``AWS_ENV_NAMES``."""
+    return {
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def s3_storage_factory(tmp_path: Path) -> Storage:
+    """``STORAGE_FACTORIES["s3"]`` for tests/storage/conftest.py: an empty storage in a fresh
+    bucket of the shared all-in-one, through s3api.
+
+    As for swift, the credentials go into this process's environment (the AWS variables,
+    naming only the loopback all-in-one's tempauth user): an s3 URL never carries secrets, and
+    the contract reopens storages from their URL alone.
+    """
+    import pytest
+
+    from freezer_ui.storage.s3 import S3Storage
+
+    try:
+        aio = shared()
+    except SwiftUnavailable as exc:
+        pytest.skip(str(exc))
+    for name in AWS_ENV_NAMES:
+        os.environ.pop(name, None)
+    os.environ.update(isolated_aws_env(aio.workdir))
+    os.environ.update(aio.s3_env())
+    del tmp_path  # the objects live in Swift
+    return S3Storage.from_url(f"s3://t-{uuid.uuid4().hex[:12]}?endpoint={aio.endpoint}")
+
+
 if __name__ == "__main__":
     import sys
 
     running = start()
     print(f"Swift all-in-one: {running.auth_url}  (tempauth test:tester / testing)")
     print(f"  export ST_AUTH={running.auth_url} ST_USER=test:tester ST_KEY=testing")
+    print(f"  S3 (s3api): endpoint {running.endpoint}, access key test:tester, secret testing")
     print("Ctrl-C stops it.")
     try:
         while all(p.poll() is None for p in running.procs.values()):
