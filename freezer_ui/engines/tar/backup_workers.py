@@ -400,9 +400,10 @@ def _known_from_cache(fd: int, expect: tuple) -> Callable[[bytes], bool] | None:
     packs as the writer's copy: its chunks are then exactly the chunks of those packs, all
     in the writer's index.  Anything else (damaged, replaced, unreadable) means knowing
     nothing, which costs CPU only: a stored chunk is sealed again and the writer drops the
-    blob.  Opening it here costs one checksummed read of the file (~60 bytes per chunk);
-    without it a full re-read of the bench corpus (--no-cache) took 13-14 s of CPU instead
-    of 6-7 s (docs/performance.md, "Backup worker processes")."""
+    blob.  Opening it here costs one checksummed read of the file (~60 bytes per chunk, 3 ms
+    for the bench corpus's 63k chunks).  Without it, re-reading the whole bench corpus into a
+    repository that holds it took 13-14 s of CPU instead of 6.1-6.3 s (docs/performance.md,
+    "Backup worker processes")."""
     from pathlib import Path
 
     from freezer_ui.repository.index_cache import IndexCacheError, MappedIndex
@@ -410,7 +411,7 @@ def _known_from_cache(fd: int, expect: tuple) -> Callable[[bytes], bool] | None:
     repo_id, index_ids, pack_ids, missing, n = expect
     try:
         mapped = MappedIndex(Path(f"/proc/self/fd/{fd}"), repo_id)
-    except (OSError, IndexCacheError):
+    except (OSError, ValueError, IndexCacheError):
         return None
     finally:
         os.close(fd)
@@ -517,16 +518,16 @@ class Workers:
         self.start = start_method(start)
         self._setup = b""  # exec: the first message to each worker (see _exec_main)
         self._index_fd: int | None = None
-        if self.start == "exec":
-            self._prepare_exec(repo)
-        else:
-            # Forced "fork" may still run beside other threads.  A lock another thread holds
-            # at the fork stays held in the child forever; the one a worker could meet is
-            # OpenSSL's algorithm store, taken for writing when a cipher is first fetched.
-            # Sealing once here makes the worker's fetches cache hits under read locks
-            # (docs/performance.md, "Backup worker processes").
-            repo.envelope.seal(b"warm", bytes(32), b"warm-up before fork")
         try:
+            if self.start == "exec":
+                self._prepare_exec(repo)
+            else:
+                # Forced "fork" may still run beside other threads.  A lock another thread
+                # holds at the fork stays held in the child forever; the one a worker could
+                # meet is OpenSSL's algorithm store, taken for writing when a cipher is first
+                # fetched.  Sealing once here makes the worker's fetches cache hits under
+                # read locks (docs/performance.md, "Backup worker processes").
+                repo.envelope.seal(b"warm", bytes(32), b"warm-up before fork")
             for _ in range(max(1, count)):
                 self._start(repo, known)
         except BaseException:
