@@ -81,6 +81,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "ssh=ssh://backup@nas/srv/freezer-ui?key=/etc/freezer-ui/id_ed25519; credentials are "
         "the agent's (OS_* environment for swift, the key file for ssh)",
     )
+    p.add_argument(
+        "--legacy-storage",
+        action="append",
+        choices=("swift",),
+        default=[],
+        help="restore backups of the upstream Freezer agent from containers of the project's "
+        "own Swift account, as their records name them; the agent's OS_* credentials must be "
+        "that project's (checked at each restore); one project per agent",
+    )
     p.add_argument("--once", action="store_true", help="one poll, then exit")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -172,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
         # A Keystone token is scoped to one project and freezer-api lists clients one project
         # at a time: a remote agent serves one project (run one per project).
         raise SystemExit("--all-projects and several --project-id need --mode embedded")
+    if multi and args.legacy_storage:
+        # The OS_* credentials of the environment are one project's: a process serving
+        # several projects would read every tenant's records with them.
+        raise SystemExit("--legacy-storage needs an agent serving one project")
     if not ids and not args.all_projects:
         raise SystemExit("--project-id (or OS_PROJECT_ID) is required")
     if (args.mode or "embedded") == "embedded":
@@ -198,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         allow_exec=args.allow_exec,
         exec_timeout=args.exec_timeout,
         remote_storages=_remote_storages(args.remote_storage),
+        legacy_storages=tuple(dict.fromkeys(args.legacy_storage)),
     )
     agent: Any
     if multi:

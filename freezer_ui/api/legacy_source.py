@@ -23,6 +23,8 @@ from freezer_ui.api.restore_sources import Generation, RestoreSource, RestoreSou
 FORMAT = "freezer-legacy"
 # What the upstream agent's engines can be named in records; the readers restore these two.
 ENGINES = {"tar": "tar", "rsync": "rsync", "rsyncv2": "rsync"}
+# The storages the agent's legacy_action reads containers on (s3: no storage of ours yet).
+STORAGES = ("local", "ssh", "swift")
 
 
 def _encrypted(meta: dict[str, Any]) -> bool | None:
@@ -93,13 +95,14 @@ class LegacySource(RestoreSource):
                 str(_("Upstream Freezer backups restore into a new or empty directory only.")),
             )
         storage = backup.storage or "local"
-        if storage != "local":
+        if storage not in STORAGES:
             raise RestoreSourceError(
                 "backup_id",
                 str(
                     _(
-                        "This upstream Freezer backup is in %(storage)s storage; only local "
-                        "(or locally mounted) containers can be restored."
+                        "This upstream Freezer backup is in %(storage)s storage; containers "
+                        "are read from local (or locally mounted) directories, ssh and Swift "
+                        "only."
                     )
                     % {"storage": storage}
                 ),
@@ -120,7 +123,11 @@ class LegacySource(RestoreSource):
             "engine_name": engine,
             "backup_name": backup.backup_name,
             "hostname": backup.hostname,
-            "storage": "local",
+            # Where the upstream agent wrote it, as its record says (freezer 19.0.0's job
+            # copies its --storage and --container into every backup record). Which of those
+            # the agent may read, and where exactly, is the agent's rule (legacy_action):
+            # nothing here widens it.
+            "storage": storage,
             "container": backup.container,
             "restore_abs_path": target,
             "restore_from_date": generation.time.astimezone(datetime.UTC).strftime(
