@@ -92,6 +92,10 @@ class AgentConfig:
     # (storage name, base URL) of the remote storages jobs may use, e.g. ("swift",
     # "swift://freezer-ui"): a job names only a relative container under <base>/<project id>.
     remote_storages: tuple[tuple[str, str], ...] = ()
+    # Storages on which upstream Freezer records name a container of the project's own
+    # account, read with the agent's credentials (only "swift"; single-project agents only):
+    # see freezer_ui/agent/legacy_action.py.
+    legacy_storages: tuple[str, ...] = ()
 
 
 class RunLog:
