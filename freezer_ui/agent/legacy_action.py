@@ -6,7 +6,9 @@ writes, the agent core dispatches ``{"action": "restore", "freezer_ui_format": "
 here::
 
     {"action": "restore", "freezer_ui_format": "freezer-legacy",
-     "container": "/srv/freezer",            # upstream's --container (local storage)
+     "storage": "local" | "ssh" | "swift",    # as the upstream agent's record says
+     "container": "/srv/freezer",            # upstream's --container: a host path (local), or
+                                             # a relative name (ssh, swift; see _remote_url)
      "backup_name": "fs", "hostname": "web1", "engine_name": "tar" | "rsync" (optional),
      "restore_abs_path": "/srv/restore/x",    # must not exist or be empty
      "restore_from_date": "2024-05-01T12:00:00",   # UTC; absent = latest
@@ -25,7 +27,8 @@ enum has no room for a new name): converts the chain into generations of ours (i
 each labelled with the agent's project and given a backup record of ours, so it shows in the
 Backups panel and browses like any other.
 
-Both check every host path against the agent's allowed roots (``checked_path``) before reading
+Both check every host path against the agent's allowed roots (``checked_path``), and a remote
+container's name and storage against the operator's options (``_opened``), before reading
 anything, and turn the readers' clean refusals (no such backup, unsupported, target not empty,
 passphrase missing or wrong) into a refused action: retrying cannot help them.
 """
