@@ -513,3 +513,36 @@ def test_wizard_refuses_storages_the_agent_cannot_read(api, tmp_path):
     gen = src.generations(req, rec)[0]
     with pytest.raises(RestoreSourceError, match="s3 storage"):
         src.restore_action(req, rec, gen, [], str(tmp_path / "o"), "never")
+
+
+@needs_sshd
+def test_import_from_ssh_into_our_repository(api, make_agent, tmp_path, ssh_world):
+    """legacy_import reads the same storage + container: every generation becomes one of ours
+    (each restores to the recorded tree), with the legacy container named by its storage URL
+    (no query: the operator's key path stays out of records), and the spool is gone."""
+    from freezer_ui.engines.tar import TarEngine
+    from freezer_ui.repository import Repository
+    from freezer_ui.storage import get_storage
+
+    server, base = ssh_world
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    agent = make_agent(remote_storages=(("ssh", server.url(base)),), allowed_roots=(str(allowed),))
+    action = {
+        "action": "admin", "legacy_import": True, "storage": "ssh", "container": "old/freezer",
+        "backup_name": SSH_DOC["backup_name"], "hostname": SSH_DOC["hostname"],
+        "repository": str(allowed / "repo"),
+    }  # fmt: skip
+    out = legacy_action.import_(_ctx(api, agent, action))
+    assert len(out["imported"]) == len(SSH_DOC["generations"])
+    assert _spool_left(agent) == []
+    records = [b.get("backup_metadata") or {} for b in api.backups.list(limit=100)]
+    origins = {r["imported_from"]["legacy_container"] for r in records if r.get("imported_from")}
+    (origin,) = origins
+    assert origin.startswith("ssh://") and origin.endswith("/proj-a/old/freezer"), origin
+    repo = Repository.open(get_storage(str(allowed / "repo")))
+    ours = {g.labels["legacy_timestamp"]: g.id for g in repo.generations()}
+    for gen in SSH_DOC["generations"]:
+        target = allowed / f"ours-{gen['timestamp']}"
+        TarEngine().restore(repo, ours[str(gen["timestamp"])], str(target))
+        assert snapshot(target) == gen["tree"]
