@@ -315,7 +315,8 @@ class S3Storage(Storage):
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            detail = f"{status} {code}: {err.get('Message', '')}".strip(": ")
+            named = code if code and code != str(status) else ""  # a HEAD's code is its status
+            detail = f"{status} {named}: {err.get('Message', '')}".replace(" :", ":").strip(": ")
             if code in _AUTH_CODES:
                 return StorageError(f"S3 authentication failed for {self._who}: {detail}")
             if code in _NOT_FOUND_CODES or status == 404:
@@ -334,6 +335,24 @@ class S3Storage(Storage):
         if isinstance(exc, (BotoCoreError, OSError)):
             return StorageError(f"S3 {what} {key!r} ({self._who}) failed: {exc}")
         return StorageError(f"S3 {what} {key!r} failed: {exc!r}")
+
+    def _head_error(self, exc: BaseException, key: str, what: str) -> StorageError:
+        """The error of a failed HEAD.  A HEAD's 403 has no body, so wrong credentials and
+        missing rights look alike: one small listing request, whose refusal says which."""
+        status = (
+            exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(exc, ClientError)
+            else None
+        )
+        if status == 403:
+            try:
+                self._api("list_objects_v2", Prefix=self._name_prefix, MaxKeys=1)
+            except ClientError as probe:
+                if probe.response.get("Error", {}).get("Code") in _AUTH_CODES:
+                    return self._error(probe, key, what)
+            except (BotoCoreError, OSError):
+                pass  # the HEAD's own error below says enough
+        return self._error(exc, key, what)
 
     def _object(self, key: str) -> str:
         return self._name_prefix + validate_key(key)
@@ -362,7 +381,7 @@ class S3Storage(Storage):
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status != 404:
-                raise self._error(exc, self.bucket, "open bucket") from exc
+                raise self._head_error(exc, self.bucket, "open bucket") from exc
             if not self.create:
                 raise StorageError(
                     f"S3 bucket {self.bucket!r} does not exist (create=False)"
@@ -389,7 +408,7 @@ class S3Storage(Storage):
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
                 return None
-            raise self._error(exc, key, what) from exc
+            raise self._head_error(exc, key, what) from exc
         except (BotoCoreError, OSError) as exc:
             raise self._error(exc, key, what) from exc
 
