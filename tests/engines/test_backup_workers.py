@@ -442,6 +442,13 @@ def test_start_method_rule(monkeypatch) -> None:
     try:
         assert start_method() == "exec"
         assert start_method("fork") == "fork"
+        # an interpreter this process may not run: fork as before rather than fail
+        import sys
+
+        monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+        assert start_method() == "fork"
+        assert start_method("exec") == "exec"  # (forced: fails when started, see below)
+        monkeypatch.undo()
     finally:
         stop.set()
         t.join()
@@ -638,3 +645,17 @@ def test_exec_workers_ignore_an_index_cache_replaced_meanwhile(tmp_path: Path, m
 
     TarEngine().restore(opened(), res.generation_id, str(out))
     assert diff(snapshot(str(src), atime=False), snapshot(str(out), atime=False)) == []
+
+
+def test_exec_that_cannot_start_fails_clearly(repo, engine, tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setenv(START_ENV, "exec")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    src = tmp_path / "src"
+    _tree(src, files=10, large=0)
+    before = _children()
+    with pytest.raises(WorkerError, match=r"cannot start a backup worker process \(.*no-python\)"):
+        backup(engine, repo, str(src))
+    assert repo.generation_ids() == []
+    assert _children() - before == set()

@@ -482,16 +482,26 @@ class _Worker:
 
 def start_method(start: str | None = None) -> str:
     """``start`` if given, else ``$FREEZER_UI_BACKUP_WORKERS_START``, else "fork" while this
-    process runs a single thread and "exec" otherwise."""
+    process runs a single thread and "exec" otherwise.
+
+    Without a choice, "fork" also when this process may not run its own interpreter (a
+    backup run as another user than the one who installed Python, whose directory that user
+    cannot enter): the backup then works as it did before exec'ed workers existed, rather
+    than failing on a hazard (a lock held at the fork) that has not happened.  A forced
+    "exec" fails with the reason instead."""
     if start is None:
         start = os.environ.get(START_ENV) or None
         if start is not None and start not in STARTS:
             raise WorkerError(f"{START_ENV}={start!r}: expected one of {', '.join(STARTS)}")
     if start is None:
-        return "fork" if can_fork() else "exec"
+        return "fork" if can_fork() or not _can_exec() else "exec"
     if start not in STARTS:
         raise WorkerError(f"worker start {start!r}: expected one of {', '.join(STARTS)}")
     return start
+
+
+def _can_exec() -> bool:
+    return bool(sys.executable) and os.access(sys.executable, os.X_OK)
 
 
 class Workers:
