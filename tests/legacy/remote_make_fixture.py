@@ -2,13 +2,18 @@
 swift storages: into a real sshd on loopback (tests/storage/sshd.py), and into a real Swift
 all-in-one (tests/storage/swiftaio.py) behind a real Keystone (the demo's).
 
-    .venv/bin/python -m tests.legacy.remote_make_fixture [ssh|swift]  # -> remote_fixtures/
+    .venv/bin/python -m tests.legacy.remote_make_fixture [ssh|swift|s3]  # -> remote_fixtures/
 
 **swift**: the agent authenticates with Keystone and uploads each level's stream as
 ``<gen>/segments/00000000``... plus a zero-byte Dynamic Large Object manifest ``<gen>/data``
 (``--max-segment-size 8192`` so a level has several segments).  Every object is then copied as
 stored into ``remote_fixtures/swift-tar-gzip/<key>``; the manifest's ``X-Object-Manifest`` header
 is not kept, because our reader joins the segments itself and never relies on it.
+
+**s3**: the agent (``--storage s3 --endpoint --access-key --secret-key``) writes into Swift's
+s3api in the same all-in-one (tempauth user ``test:tester``).  freezer 19.0.0 cannot finish a
+backup there (see :func:`generate_s3`): the fixture ``s3-tar-gzip`` is what it really leaves,
+and ``s3-tar-gzip.expected.json`` records the agent's own verdicts.
 
 The agent runs as ``tools/make_legacy_fixtures.py`` runs it (its venv, its stub Keystone, its
 source trees and mutations are reused from there, not copied), but with ``--storage ssh
@@ -44,6 +49,7 @@ OUT = Path(__file__).resolve().parent / "remote_fixtures"
 AGENT_WORK = REPO / "bench" / "work" / "legacy"
 SCENARIO = "ssh-tar-gzip"
 SWIFT_SCENARIO = "swift-tar-gzip"
+S3_SCENARIO = "s3-tar-gzip"
 NAME = "fs"
 
 
@@ -257,16 +263,111 @@ def generate_swift(out: Path, work: Path) -> dict[str, object]:
         shutil.rmtree(ks_dir, ignore_errors=True)
 
 
+def _critical(stderr: str) -> str:
+    """The agent's one-line verdict ("Critical Error: ...") from its stderr."""
+    lines = [ln.strip() for ln in stderr.splitlines() if "Critical Error" in ln]
+    return lines[-1] if lines else stderr.strip().splitlines()[-1] if stderr.strip() else ""
+
+
+def generate_s3(out: Path, work: Path) -> dict[str, object]:
+    """freezer 19.0.0's s3 storage, run for real against Swift's s3api.  It cannot finish a
+    backup: after uploading the data stream (one multipart object ``.../data``), its
+    ``put_file`` passes ``ContentLength=len(f)`` for an open file and dies with a TypeError
+    before writing ``engine_metadata`` and ``metadata``.  So this records what the agent
+    really leaves in the bucket, and its own verdicts on the backup and on a restore of it;
+    the scenario does not stop at the first failure as ``generate`` does."""
+    from freezer_ui.storage.s3 import S3Storage
+    from tests.storage import swiftaio
+
+    t = tools()
+    aio = swiftaio.start()
+    try:
+        creds = aio.s3_credentials()
+        bucket = f"freezer-fixture-{int(time.time())}"
+        storage = S3Storage(bucket, "sub", **creds)
+        flags = [
+            "--storage", "s3",
+            "--endpoint", creds["endpoint"],
+            "--access-key", creds["access_key"],
+            "--secret-key", creds["secret_key"],
+            "--container", f"{bucket}/sub",
+        ]  # fmt: skip
+        src = work / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        t.base_tree(src)
+        with t.fake_keystone() as stub_env:
+            env = dict(os.environ, **stub_env)
+            env["PATH"] = f"{AGENT_WORK / 'venv' / 'bin'}:{env['PATH']}"
+            common = ["--mode", "fs", "--engine", "tar", *flags, "--backup-name", NAME,
+                      "--hostname", t.HOST, "--log-file", str(work / "agent.log")]  # fmt: skip
+            backup_flags = ["--incremental", "--max-level", "3", "--compression", "gzip"]
+            r = _run(
+                [str(agent_bin()), "--action", "backup", *common,
+                 "--path-to-backup", str(src), *backup_flags],
+                env,
+            )  # fmt: skip
+            backup_result = f"exit {r.returncode}: {_critical(r.stderr)}"
+            objects = {o.key: o.size for o in storage.list()}
+            dest = work / "upstream-restore"
+            shutil.rmtree(dest, ignore_errors=True)
+            r = _run(
+                [str(agent_bin()), "--action", "restore", *common,
+                 "--restore-abs-path", str(dest)],
+                env,
+            )  # fmt: skip
+            restore_result = f"exit {r.returncode}: {_critical(r.stderr)}"
+        data_keys = [k for k in objects if k.endswith("/data")]
+        gens = []
+        for key in data_keys:  # data/tar/<host>_<name>/<L0ts>/<level>_<ts>/data
+            level, _, ts = key.split("/")[4].partition("_")
+            gens.append(
+                {"timestamp": int(ts), "level": int(level), "flags": backup_flags,
+                 "tree": t.snapshot(src)}
+            )  # fmt: skip
+        doc: dict[str, object] = {
+            "freezer_version": t.FREEZER_VERSION,
+            "engine": "tar",
+            "storage": "s3",
+            "backup": f"{t.HOST}_{NAME}",
+            "hostname": t.HOST,
+            "backup_name": NAME,
+            "passphrase_file": None,
+            "notes": "written by freezer-agent --storage s3 into Swift 2.38.3's s3api (tempauth "
+            "user), objects copied as stored; the agent's backup fails after the data upload, "
+            "so no metadata exists (agent_backup, agent_restore)",
+            "agent_backup": backup_result,
+            "agent_restore": restore_result,
+            "objects": objects,
+            "generations": gens,
+        }
+        dest = out / S3_SCENARIO
+        shutil.rmtree(dest, ignore_errors=True)
+        for key in objects:
+            path = dest.joinpath(*key.split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(storage.get_bytes(key))
+        (out / f"{S3_SCENARIO}.expected.json").write_text(
+            json.dumps(doc, indent=1, sort_keys=True) + "\n"
+        )
+        storage.close()
+        return doc
+    finally:
+        aio.stop()
+
+
 def main() -> None:
     tools().ensure_venv(AGENT_WORK)  # freezer==19.0.0 from PyPI, as the local fixtures use
-    which = sys.argv[1:] or ["ssh", "swift"]
+    which = sys.argv[1:] or ["ssh", "swift", "s3"]
     for name in which:
-        make = {"ssh": generate_ssh, "swift": generate_swift}[name]
+        make = {"ssh": generate_ssh, "swift": generate_swift, "s3": generate_s3}[name]
         doc = make(OUT, AGENT_WORK / f"{name}-scratch")
+        if "agent_backup" in doc:
+            print(f"{name}: agent backup {doc['agent_backup']}; restore {doc['agent_restore']}")
         for g in doc["generations"]:  # type: ignore[union-attr]
             print(
                 f"{name} level {g['level']} at {g['timestamp']}: "
-                f"upstream restore {g['upstream_restore']}"
+                f"upstream restore {g.get('upstream_restore', '-')}"
             )
 
 

@@ -1,4 +1,4 @@
-"""Upstream Freezer containers kept on any storage (ssh, swift, a local one...).
+"""Upstream Freezer containers kept on any storage (ssh, swift, s3, a local one...).
 
 Every Freezer ≥ 3.0 storage lays a container out the same way (docs/legacy.md): small
 ``metadata/...`` objects and large ``data/...`` and ``engine_metadata`` objects. The readers of
@@ -12,6 +12,12 @@ private local directory shaped like the container:
 * :meth:`RemoteContainer.restore` and :meth:`RemoteContainer.import_backup` fetch only the
   ``data`` and ``engine_metadata`` objects of the generations they will apply, streamed to
   disk, run the local reader, and empty the placeholders again afterwards, whatever happened.
+
+On S3, freezer 19.0.0's own s3 storage never completes a backup: it uploads ``.../data`` (one
+multipart object) and then fails before writing ``engine_metadata`` and ``metadata``
+(tests/legacy/remote_fixtures/s3-tar-gzip).  Discovery reports such objects as the failed runs
+they are; a complete container copied to a bucket (every Freezer storage lays one out alike)
+reads like any other, with ``s3://BUCKET/PREFIX?endpoint=...`` and the AWS credential chain.
 
 A placeholder never passes for data: an unfetched one is empty, which the readers reject as a
 truncated archive. The spool needs room for the largest chain restored (for an import, for
