@@ -18,7 +18,9 @@ freezer-scheduler reads the same here:
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +70,28 @@ def checked_path(ctx: ActionContext, key: str, value: str) -> str:
     return value
 
 
+# One component of a container name on a remote storage (see remote_container_name).
+_NAME_PART = re.compile(r"[A-Za-z0-9_@+=,:~-][A-Za-z0-9_.@+=,:~-]*")
+
+
+def remote_container_name(storage: str, container: str) -> str:
+    """``container`` if it is a plain relative name, else a refusal — before any connection.
+
+    The name ends up in a storage URL (``ssh://…/<project>/<name>?key=…``,
+    ``swift://<base>/<project>/<name>``), and the storages unquote their URL's path: beyond
+    ``..``, absolute names and URLs, a ``%2e%2e`` would climb out after unquoting (into
+    another project's directory), and a ``?`` or ``#`` would replace the operator's key or
+    known_hosts. So only a conservative set of characters passes."""
+    parts = container.split("/")
+    if not container or not all(_NAME_PART.fullmatch(p) for p in parts):
+        raise _refused(
+            f"container {container!r}: for {storage} storage, a relative name such as "
+            "'web-backups' or 'team/db' (letters, digits, '_', '-', '.', '@', '+', '=', "
+            "',', ':', '~', no '..' nor a leading '.' or '/'); the agent adds where it lives"
+        )
+    return container
+
+
 def repository_url(action: dict[str, Any], config: Any = None) -> str:
     """The repository URL an action names.
 
@@ -98,12 +122,7 @@ def repository_url(action: dict[str, Any], config: Any = None) -> str:
             f"storage {storage!r} is not enabled on this agent (enabled remote storages: "
             f"{enabled}; the operator enables one with --remote-storage {storage}=URL)"
         )
-    parts = container.split("/")
-    if "://" in container or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
-        raise _refused(
-            f"container {container!r}: for {storage} storage, a relative name such as "
-            "'web-backups' or 'team/db' (the agent's base location and the project are added)"
-        )
+    remote_container_name(storage, container)
     head, _, query = base.partition("?")
     project = str(getattr(config, "project_id", "") or "")
     path = "/".join(p for p in (head.rstrip("/"), project, container) if p)
@@ -114,7 +133,10 @@ def open_repository(ctx: ActionContext, *, create: bool) -> Any:
     from freezer_ui.repository import Repository, RepositoryExists, RepositoryNotFound
     from freezer_ui.storage.registry import UnknownStorage, get_storage
 
-    url = repository_url(ctx.action, ctx.agent.config)
+    # The project is the agent's: a single-project agent started from the CLI learns it from
+    # its Keystone token, so its config's project_id is empty.
+    config = dataclasses.replace(ctx.agent.config, project_id=ctx.agent.project_id)
+    url = repository_url(ctx.action, config)
     if "://" not in url:  # a local repository is a host path like any other
         checked_path(ctx, "container", url)
     elif url.startswith("local://"):

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from freezer_ui.agent.actions import (
     checked_path,
     open_repository,
     record_base,
+    remote_container_name,
     repository_url,
 )
 from freezer_ui.engines import legacy
@@ -60,8 +60,6 @@ _ENGINE_DIRS = {"tar": "tar", "rsync": "rsync", "rsyncv2": "rsync"}
 
 # Storages a record's container may be on besides local, each read through RemoteContainer.
 _REMOTE = ("ssh", "swift")
-# One component of a remote container name (see _container_name).
-_NAME_PART = re.compile(r"[A-Za-z0-9_@+=,:~-][A-Za-z0-9_.@+=,:~-]*")
 
 _REFUSALS = (
     legacy.NoBackupFound,  # includes PathNotFound
@@ -91,21 +89,8 @@ def _local_container(ctx: ActionContext) -> str:
 
 
 def _container_name(storage: str, container: str) -> str:
-    """``container`` if it is a plain relative name, else a refusal — before any connection.
-
-    The name ends up in a storage URL (``ssh://…/<project>/<name>?key=…``,
-    ``swift://<name>``), and the storages unquote their URL's path: beyond ``..``, absolute
-    names and URLs, a ``%2e%2e`` would climb out after unquoting, and a ``?`` or ``#`` would
-    replace the operator's key or known_hosts. So only a conservative set of characters
-    passes (what upstream container names are made of in practice)."""
-    parts = container.split("/")
-    if not container or not all(_NAME_PART.fullmatch(p) for p in parts):
-        raise _refused(
-            f"container {container!r}: for {storage} storage, a relative name such as "
-            "'freezer_backups' or 'team/db' (letters, digits, '_', '-', '.', '@', '+', '=', "
-            "',', ':', '~', no '..' nor a leading '.' or '/'); the agent adds where it lives"
-        )
-    return container
+    # the same rule as for our repositories on remote storages (why: see there)
+    return remote_container_name(storage, container)
 
 
 def _remote_url(ctx: ActionContext, storage: str, container: str) -> tuple[str, Any]:

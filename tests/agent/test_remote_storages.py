@@ -33,7 +33,22 @@ def test_a_relative_container_lands_under_the_base_and_the_project():
 
 @pytest.mark.parametrize(
     "container",
-    ["../p2/db", "a/../../x", "/abs", "a//b", ".hidden", "swift://other", "ssh://evil/x"],
+    [
+        "../p2/db",
+        "a/../../x",
+        "/abs",
+        "a//b",
+        ".hidden",
+        "swift://other",
+        "ssh://evil/x",
+        # the storages unquote their URL's path: %2e%2e would climb out after that
+        "a/%2e%2e/%2e%2e/p2/web",
+        # a query or fragment would replace the operator's key / known_hosts
+        "a?key=/tmp/k&known_hosts=/tmp/kh&x=",
+        "a#frag",
+        "a\\..\\b",
+        "tab\tname",
+    ],
 )
 def test_a_container_cannot_leave_its_project(container):
     cfg = _config(remote_storages=(("swift", "swift://fzui"),), project_id="p1")
@@ -90,3 +105,22 @@ def test_a_backup_job_on_ssh_storage_end_to_end(api, make_agent, tmp_path):
     assert schedule_of(api, job_id)["result"] == "fail"
     assert any("relative name" in line for line in runs_of(api, job_id)[0]["log"])
     assert not (root / "proj2").exists()
+
+
+@pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
+def test_a_cli_started_agent_files_repositories_under_its_tokens_project(api, make_agent, tmp_path):
+    # Started from the CLI, a single-project agent has no project_id in its config: it
+    # learns the project from its Keystone token. Its repositories must still land under
+    # URL/<project id>/, as documented, not at URL/<container>.
+    server = shared_server()
+    root = tmp_path / "sftp-root"
+    root.mkdir()
+    agent = make_agent(remote_storages=(("ssh", server.url(root)),), allowed_roots=("/",))
+    assert agent.config.project_id == ""
+    assert agent.project_id
+    src = make_tree(tmp_path / "src", files=3)
+    job_id = api.jobs.create(backup_job(src, "unused", storage="ssh", container="web"))
+    assert agent.poll() == [job_id]
+    assert schedule_of(api, job_id)["result"] == "success", runs_of(api, job_id)[0]["log"]
+    assert (root / agent.project_id / "web" / "config").is_file()
+    assert not (root / "web").exists()
