@@ -424,10 +424,21 @@ class S3Storage(Storage):
             # upload is aborted below).
             head = reader.read(self.multipart_threshold)
             put_id = secrets.token_hex(16)
-            if reader.at_end():
-                self._put_single(name, key, head, put_id)
-                size = len(head)
-            else:
+            size = len(head)
+            multipart = not reader.at_end()
+            if not multipart:
+                try:
+                    self._put_single(name, key, head, put_id)
+                except StorageFull as exc:
+                    # EntityTooLarge means a quota *or* an object over the service's single
+                    # PUT limit (a Swift cluster's max_file_size; s3api says the same for
+                    # both): an object that can be cut into parts gets its second chance as a
+                    # multipart upload, and this storage uses parts above that size from now.
+                    if size <= self.part_size or "EntityTooLarge" not in str(exc):
+                        raise
+                    self.multipart_threshold = self.part_size
+                    multipart = True
+            if multipart:
                 size = self._put_multipart(name, key, head, reader, put_id)
             self._verify(name, key, put_id, size)
         return size
@@ -694,7 +705,12 @@ class _Reader:
     def read(self, n: int) -> bytes:
         """``n`` bytes, fewer only at the end of the source."""
         self._fill(n)
-        data = bytes(self._buffer[:n])
+        if len(self._buffer) <= n:
+            # the usual case (a whole object, a last part): one copy, not a slice and a copy
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        data = bytes(memoryview(self._buffer)[:n])
         del self._buffer[:n]
         return data
 

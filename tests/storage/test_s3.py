@@ -350,6 +350,22 @@ def test_object_just_under_the_threshold_is_one_put(aio: swiftaio.SwiftAIO, s3_e
     assert s.get_bytes("one") == b"".join(_pattern(size))
 
 
+def test_an_object_over_the_services_single_put_limit_goes_in_parts(
+    aio: swiftaio.SwiftAIO, s3_env: None
+) -> None:
+    """The cluster refuses single objects over 16 MiB (swiftaio's max_file_size), which s3api
+    reports as EntityTooLarge: the storage retries that PUT as a multipart upload, and cuts
+    objects that large into parts from then on."""
+    s = S3Storage(_bucket(), part_size=5 * MIB, **aio.s3_credentials())  # threshold: 64 MiB
+    size = swiftaio.MAX_FILE_SIZE + MIB
+    assert s.put("big", _pattern(size)) == size
+    raw = _raw_s3(aio)
+    assert raw.head_object(Bucket=s.bucket, Key="big")["ETag"].strip('"').endswith("-4")
+    assert s.get_bytes("big") == b"".join(_pattern(size))
+    assert s.multipart_threshold == 5 * MIB
+    assert _uploads(aio, s.bucket) == []
+
+
 def test_multipart_write_once(aio: swiftaio.SwiftAIO, s3_env: None) -> None:
     s = _small_parts(aio, _bucket())
     s.put("k", _pattern(6 * MIB))
@@ -517,3 +533,54 @@ def test_repository_tar_backup_and_restore_on_s3(storage: S3Storage, tmp_path: P
     assert diff(before, snapshot(out)) == []
     assert any(o.key.startswith("data/") for o in again.list())
     again.close()
+
+
+# -- speed (python -m tests.storage.test_s3) ----------------------------------------------------
+
+
+def _measure(label: str, storage: Any, size: int, count: int) -> None:
+    import resource
+
+    block = random.Random(1).randbytes(1 << 16)
+    chunks = size // len(block)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for i in range(count):
+        storage.put(f"bench/{i}", (block for _ in range(chunks)))
+    cpu1, t1 = time.process_time(), time.perf_counter()
+    for i in range(count):
+        for _ in storage.get(f"bench/{i}"):
+            pass
+    cpu2, t2 = time.process_time(), time.perf_counter()
+    mb = size * count / 1e6
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{label:34s} put {mb / (t1 - t0):6.0f} MB/s ({cpu1 - cpu0:4.2f} s CPU)  "
+        f"get {mb / (t2 - t1):6.0f} MB/s ({cpu2 - cpu1:4.2f} s CPU)  peak RSS {rss:4.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    # One mode per process (peak RSS is per process):
+    #   python -m tests.storage.test_s3 [single|multipart|swift]
+    import sys
+
+    mode = sys.argv[1] if len(sys.argv) > 1 else "single"
+    swiftaio.MAX_FILE_SIZE = 1 << 30  # packs in one PUT (the tests' 16 MiB would refuse them)
+    running = swiftaio.start()
+    try:
+        size, count = 32 * MIB, 4  # four packs of the repository's default size
+        if mode == "swift":
+            target: Any = SwiftStorage(_bucket(), **running.credentials())
+        elif mode == "multipart":
+            target = S3Storage(
+                _bucket(),
+                multipart_threshold=8 * MIB,
+                part_size=8 * MIB,
+                **running.s3_credentials(),
+            )
+        else:
+            target = S3Storage(_bucket(), **running.s3_credentials())
+        target.put("warmup", [b"x"])
+        _measure(f"{mode} ({count} x {size >> 20} MiB)", target, size, count)
+    finally:
+        running.stop()
