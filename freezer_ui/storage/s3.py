@@ -25,10 +25,14 @@ Guarantees and how S3 gives them
 --------------------------------
 * Atomic: an S3 PUT, or a multipart upload's completion, makes the whole object visible at
   once; nothing is visible before.  Objects up to ``multipart_threshold`` (64 MiB) go in one
-  PUT; larger ones in parts of ``part_size`` (16 MiB; S3 wants at least 5 MiB).  Memory holds
-  one part at most.  A source that raises, or any error, aborts the multipart upload; a
-  killed process leaves an unfinished upload (invisible, but billed), which
-  :meth:`S3Storage.remove_leftovers` aborts.
+  PUT; larger ones in parts of ``part_size`` (16 MiB; S3 wants at least 5 MiB).  S3 needs a
+  PUT's length before its body, so the body of a single PUT is held in memory (a 32 MiB pack:
+  32 MiB, where swift streams), a part at most in a multipart upload; packs go in one PUT
+  because it measured ~1.8x as fast as 8 MiB parts (docs/storage.md).  A service that refuses a
+  single PUT that large (``EntityTooLarge``: a Swift cluster's ``max_file_size``) gets it again
+  in parts, and parts above ``part_size`` from then on.  A source that raises, or any error,
+  aborts the multipart upload; a killed process leaves an unfinished upload (invisible, but
+  billed), which :meth:`S3Storage.remove_leftovers` aborts.
 * Integrity: every PUT and every part carries ``Content-MD5``, so the service refuses a body
   damaged on the way (``BadDigest``) instead of storing it; each part's ETag (its MD5) and the
   stored size are checked too.
@@ -101,8 +105,8 @@ _AUTH_CODES = {
     "InvalidClientTokenId",
     "RequestTimeTooSkewed",
 }
-# s3api answers a Swift quota's 413 with EntityTooLarge; our parts are far below any real
-# object size limit, so that code means a quota here.  The others: Ceph RGW, MinIO.
+# s3api answers a Swift quota's 413 with EntityTooLarge (put() first retries a large single
+# PUT in parts, in case it meant the cluster's object size limit).  The others: Ceph RGW, MinIO.
 _FULL_CODES = {"QuotaExceeded", "EntityTooLarge", "XMinioStorageFull", "InsufficientStorage"}
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
 # Query parameters that would put a secret into the URL: refused with a pointer to the chain.
