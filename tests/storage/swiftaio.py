@@ -136,7 +136,8 @@ class SwiftAIO:
     ) -> str:
         """Start a second proxy that takes Keystone tokens (keystonemiddleware ``authtoken`` +
         Swift's ``keystoneauth``) in front of the same servers; return its base URL, for the
-        object-store endpoint ``{url}/v1/AUTH_$(project_id)s`` of Keystone's catalog.
+        object-store endpoint ``{url}/v1/AUTH_$(project_id)s`` of Keystone's catalog.  It
+        serves S3 too, to EC2 credentials (``s3api`` + ``s3token``), at the same base URL.
         ``admin``/``password``/``project``: the service credentials authtoken validates with.
         """
         probe = subprocess.run(
@@ -149,6 +150,12 @@ class SwiftAIO:
                 f"keystonemiddleware is not installed in {SWIFT_VENV}: "
                 f"{SWIFT_VENV}/bin/pip install keystonemiddleware"
             )
+        if self.keystone_proxy_port is not None and self.values["KEYSTONE_URL"] != keystone_url:
+            # a proxy left by an earlier test module names a Keystone that is gone
+            proc = self.procs.pop("proxy-keystone")
+            proc.terminate()
+            proc.wait(timeout=10)
+            self.keystone_proxy_port = None
         if self.keystone_proxy_port is None:
             self.values.update(
                 {

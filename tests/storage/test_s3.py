@@ -499,6 +499,67 @@ def test_container_quota_is_storage_full(aio: swiftaio.SwiftAIO, storage: S3Stor
     storage.put("small", [b"z" * 10])  # what still fits is stored
 
 
+# -- OpenStack EC2 credentials (s3api + s3token + Keystone) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keystone(aio: swiftaio.SwiftAIO, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Keystone (the demo's) and the all-in-one's Keystone proxy, which serves S3 to EC2
+    credentials through s3api + s3token (swiftaio.keystone_with_swift)."""
+    try:
+        server = swiftaio.keystone_with_swift(aio, tmp_path_factory.mktemp("keystone"))
+    except swiftaio.SwiftUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _ec2_credentials(keystone: Any, user: str) -> tuple[str, str]:
+    """``openstack ec2 credentials create`` as that demo user: (access, secret)."""
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.identity import v3
+    from keystoneclient.v3 import client
+
+    auth = v3.Password(
+        auth_url=keystone.url,
+        username=user,
+        password=user,
+        project_name=user,
+        user_domain_id="default",
+        project_domain_id="default",
+    )
+    sess = ks_session.Session(auth=auth)
+    ks = client.Client(session=sess, interface="public")
+    cred = ks.ec2.create(sess.get_user_id(), sess.get_project_id())
+    return cred.access, cred.secret
+
+
+@pytest.mark.slow  # starts a real Keystone (db_sync, bootstrap) once per module
+def test_openstack_ec2_credentials_through_s3token(
+    aio: swiftaio.SwiftAIO, s3_env: None, keystone: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2 credentials given the AWS way reach the demo project's Swift account: the object
+    written through S3 is read back through Swift with the demo user's Keystone token."""
+    access, secret = _ec2_credentials(keystone, "demo")
+    endpoint = aio.start_keystone_proxy(keystone.url, "", "", "")  # already running: reused
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    bucket = _bucket()
+    s = get_storage(f"s3://{bucket}?endpoint={endpoint}")
+    s.put("k", [b"demo's, through s3"])
+    assert get_storage(s.url).get_bytes("k") == b"demo's, through s3"
+    for name, value in swiftaio.keystone_env(keystone, "demo").items():
+        monkeypatch.setenv(name, value)
+    swift = SwiftStorage.from_url(f"swift://{bucket}")
+    assert swift.get_bytes("k") == b"demo's, through s3"
+    # the same access key with a wrong secret: Keystone refuses the signature
+    bad = S3Storage(bucket, endpoint=endpoint, access_key=access, secret_key="wrong")
+    with pytest.raises(StorageError, match=f"S3 authentication failed for access key '{access}'"):
+        bad.put("x", [b"x"])
+
+
 # -- a repository on S3 ------------------------------------------------------------------------
 
 
