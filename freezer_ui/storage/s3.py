@@ -109,6 +109,8 @@ _AUTH_CODES = {
 # PUT in parts, in case it meant the cluster's object size limit).  The others: Ceph RGW, MinIO.
 _FULL_CODES = {"QuotaExceeded", "EntityTooLarge", "XMinioStorageFull", "InsufficientStorage"}
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
+# operations for which a missing bucket is a missing key (the bucket comes with the first put)
+_READS = {"get", "get_range", "exists", "delete", "verify"}
 # Query parameters that would put a secret into the URL: refused with a pointer to the chain.
 _SECRET_PARAMS = {
     "access_key",
@@ -323,6 +325,10 @@ class S3Storage(Storage):
             detail = f"{status} {named}: {err.get('Message', '')}".replace(" :", ":").strip(": ")
             if code in _AUTH_CODES:
                 return StorageError(f"S3 authentication failed for {self._who}: {detail}")
+            if code == "NoSuchBucket" and what not in _READS:
+                # a write into a bucket removed under us: not a missing key
+                self._bucket_ready = False
+                return StorageError(f"S3 bucket {self.bucket!r} does not exist ({what} {key!r})")
             if code in _NOT_FOUND_CODES or status == 404:
                 return ObjectNotFound(key)
             if code in _FULL_CODES or status == 507:

@@ -277,6 +277,19 @@ def test_create_false_refuses_a_missing_bucket(aio: swiftaio.SwiftAIO, s3_env: N
         s.put("k", [b"v"])
 
 
+def test_a_bucket_removed_under_the_storage(aio: swiftaio.SwiftAIO, storage: S3Storage) -> None:
+    storage.put("k", [b"v"])
+    raw = _raw_s3(aio)
+    raw.delete_object(Bucket=storage.bucket, Key="k")
+    raw.delete_bucket(Bucket=storage.bucket)
+    with pytest.raises(StorageError, match="does not exist") as info:
+        storage.put("k2", [b"v"])
+    assert type(info.value) is StorageError
+    assert not storage.exists("k") and list(storage.list()) == []
+    storage.put("k3", [b"v"])  # the next put creates the bucket again
+    assert storage.get_bytes("k3") == b"v"
+
+
 def test_closed_storage_refuses(storage: S3Storage) -> None:
     storage.put("k", [b"v"])
     stream = storage.get("k")
