@@ -176,3 +176,30 @@ def test_cli_ls_and_restore_take_an_s3_url(
     assert "restored tar/" in printed and "testing" not in printed  # no secret echoed
     assert snapshot(out) == GENS[-1]["tree"]
     assert list(spool.iterdir()) == []
+
+
+def test_cli_import_from_s3_into_an_encrypted_repository_on_s3(
+    complete_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both ends on S3: the legacy container in one bucket, our repository in another."""
+    from freezer_ui.engines.tar import TarEngine
+    from freezer_ui.repository import Repository
+    from freezer_ui.storage import get_storage
+    from tests.repository.conftest import FAST_SCRYPT, PASSPHRASE
+
+    repo_url = swiftaio.s3_storage_factory(tmp_path).url
+    Repository.init(get_storage(repo_url), PASSPHRASE, "aes-256-gcm", scrypt_n=FAST_SCRYPT)
+    pw = tmp_path / "passphrase"
+    pw.write_text(PASSPHRASE)
+    argv = ["import", complete_url, SSH_DOC["backup"], "--repo", repo_url]
+    argv += ["--repo-passphrase-file", str(pw)]
+    assert legacy_main([*argv, "--work-dir", str(tmp_path)]) == 0
+    assert f"{len(GENS)} generations imported, 0 already there" in capsys.readouterr().out
+    assert legacy_main(argv) == 0  # idempotent
+    assert f"0 generations imported, {len(GENS)} already there" in capsys.readouterr().out
+    repo = Repository.open(get_storage(repo_url), PASSPHRASE)
+    gens = repo.generations()
+    assert len(gens) == len(GENS)
+    out = tmp_path / "out"
+    TarEngine(use_cache=False).restore(repo, gens[-1].id, str(out))
+    assert snapshot(out) == GENS[-1]["tree"]
