@@ -261,11 +261,13 @@ class S3Storage(Storage):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> S3Storage:
         parts = urlsplit(url)
+        # what error messages may echo: never the query, which could hold a secret by mistake
+        shown = url.split("?", 1)[0]
         if "@" in parts.netloc:
             raise StorageError(f"refused s3 URL with a user part: {_CREDENTIALS_HINT}")
         if parts.scheme != "s3" or not parts.netloc or parts.fragment:
             raise StorageError(
-                f"not an s3 storage URL (s3://BUCKET[/PREFIX][?endpoint=URL&region=R]): {url!r}"
+                f"not an s3 storage URL (s3://BUCKET[/PREFIX][?endpoint=URL&region=R]): {shown!r}"
             )
         try:
             query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
@@ -277,7 +279,7 @@ class S3Storage(Storage):
                 raise StorageError(f"refused s3 URL with parameter {name!r}: {_CREDENTIALS_HINT}")
             if name not in _URL_OPTIONS or name in settings or not value:
                 raise StorageError(
-                    f"bad s3 URL parameter {name!r} in {url!r}: each of "
+                    f"bad s3 URL parameter {name!r} in {shown!r}?...: each of "
                     f"{', '.join(_URL_OPTIONS)} at most once, with a value"
                 )
             settings[name] = value

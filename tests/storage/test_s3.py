@@ -8,6 +8,7 @@ Skipped, with the install command, only when Swift's binaries are absent.
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 import uuid
@@ -158,6 +159,13 @@ def test_bad_urls(url: str, s3_env: None) -> None:
         S3Storage.from_url(url)
 
 
+def test_errors_about_a_url_never_echo_its_query(s3_env: None) -> None:
+    for url in ("s3://bucket?sk=s3cr3t-value", "s3:/bucket?sk=s3cr3t-value", "s3://b?k&s3cr3t"):
+        with pytest.raises(StorageError) as info:
+            S3Storage.from_url(url)
+        assert "s3cr3t" not in str(info.value)
+
+
 def test_wrong_secret_is_a_clear_storage_error(aio: swiftaio.SwiftAIO, s3_env: None) -> None:
     good = S3Storage(_bucket(), **aio.s3_credentials())
     good.put("k", [b"v"])
@@ -192,6 +200,16 @@ def test_unknown_access_key(aio: swiftaio.SwiftAIO, s3_env: None) -> None:
     with pytest.raises(StorageError, match="'nobody:none'") as info:
         s.put("k", [b"v"])
     assert type(info.value) is StorageError
+
+
+def test_unreachable_endpoint(s3_env: None) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = S3Storage(_bucket(), endpoint=f"http://127.0.0.1:{port}", retries=1)
+    with pytest.raises(StorageError, match=f"127.0.0.1:{port}") as info:
+        s.put("k", [b"v"])
+    assert type(info.value) is StorageError and "connect" in str(info.value).lower()
 
 
 def test_credentials_from_the_environment_only(
