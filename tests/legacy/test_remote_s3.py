@@ -26,7 +26,7 @@ from freezer_ui.engines.legacy.__main__ import main as legacy_main
 from freezer_ui.engines.legacy.remote import RemoteContainer
 from freezer_ui.storage.s3 import S3Storage
 from tests.legacy.helpers import leftovers, snapshot
-from tests.legacy.remote_make_fixture import OUT, S3_SCENARIO, SCENARIO
+from tests.legacy.remote_make_fixture import OUT, S3_SCENARIO, SCENARIO, agent_bin, generate_s3
 from tests.storage import swiftaio
 
 pytestmark = pytest.mark.skipif(
@@ -110,6 +110,19 @@ def test_the_orphan_data_object_is_an_intact_gzip_tar_of_the_source(tmp_path: Pa
         timeout=60,
     )
     assert snapshot(out) == S3_DOC["generations"][0]["tree"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not agent_bin().exists(), reason="no freezer agent venv: python tools/make_legacy_fixtures.py"
+)
+def test_live_agent_on_s3_leaves_what_the_fixture_holds(tmp_path: Path) -> None:
+    """The real agent, run now: the same verdicts, again one data object and nothing else."""
+    doc = generate_s3(tmp_path / "fixtures", tmp_path / "work")
+    assert doc["agent_backup"] == S3_DOC["agent_backup"]
+    assert doc["agent_restore"] == S3_DOC["agent_restore"]
+    (key,) = _keys(tmp_path / "fixtures" / S3_SCENARIO)
+    assert key.startswith(f"data/tar/{S3_DOC['backup']}/") and key.endswith("/data")
 
 
 def test_our_reader_reports_the_agents_failed_run(tmp_path: Path) -> None:
