@@ -107,8 +107,15 @@ def _chunks_in_packs(repo) -> list[bytes]:
     return out
 
 
+def _worker_pids(before: set[int]) -> list[int]:
+    """The backup's worker processes: its children but the walk process (named, see
+    walk_process), which is a child too."""
+    return sorted(p for p in _children() - before if _comm(p) != "fzui-walk")
+
+
 class _Killer(Progress):
-    """Progress that SIGKILLs the backup's worker processes at the first advance."""
+    """Progress that SIGKILLs the backup's worker processes at the first advance after
+    they started."""
 
     def __init__(self, which: str) -> None:
         super().__init__()
@@ -116,10 +123,8 @@ class _Killer(Progress):
         self.killed: list[int] = []
 
     def advance(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002
-        if not self.killed:
-            # the backup's walk process is a child too (named, see walk_process): not a worker
-            pids = sorted(p for p in _children() - self.before if _comm(p) != "fzui-walk")
-            assert pids, "no worker process found"
+        pids = [] if self.killed else _worker_pids(self.before)
+        if pids:  # (workers start with the first file to read, not before)
             if self.which == "one":
                 pids = pids[:1]
             for pid in pids:
@@ -284,12 +289,14 @@ from freezer_ui.storage import LocalStorage
 class Announce(Progress):
     said = False
     def advance(self, bytes=0, files=0):
-        if not self.said:
+        kids = set()
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/children") as f:
+                kids |= set(f.read().split())
+        # workers start with the first file to read; the walk process is not one
+        kids = [k for k in kids if open(f"/proc/{k}/comm").read().strip() != "fzui-walk"]
+        if kids and not self.said:
             self.said = True
-            kids = set()
-            for tid in os.listdir("/proc/self/task"):
-                with open(f"/proc/self/task/{tid}/children") as f:
-                    kids |= set(f.read().split())
             print("workers", *sorted(kids), flush=True)
             time.sleep(30)  # killed here
         super().advance(bytes=bytes, files=files)
@@ -321,8 +328,8 @@ def test_workers_die_with_a_killed_backup(repo, tmp_path: Path, start) -> None:
     assert line and line[0] == "workers", line
     pids = [int(x) for x in line[1:]]
     assert pids
-    if start == "exec":  # (the walk process, also a child, is forked)
-        assert any("-m freezer_ui.engines.tar.backup_workers" in c for c in _workers_of(pids))
+    if start == "exec":
+        assert all("-m freezer_ui.engines.tar.backup_workers" in c for c in _workers_of(pids))
     p.kill()
     p.wait()
 
@@ -471,7 +478,7 @@ class _Seen(Progress):
 
     def advance(self, bytes: int = 0, files: int = 0) -> None:  # noqa: A002
         if not self.cmdlines:
-            self.cmdlines = {pid: _cmdline(pid) for pid in _children() - self.before}
+            self.cmdlines = {pid: _cmdline(pid) for pid in _worker_pids(self.before)}
         super().advance(bytes=bytes, files=files)
 
 
@@ -659,3 +666,22 @@ def test_exec_that_cannot_start_fails_clearly(repo, engine, tmp_path: Path, monk
         backup(engine, repo, str(src))
     assert repo.generation_ids() == []
     assert _children() - before == set()
+
+
+def test_an_unchanged_run_starts_no_worker_process(repo, tmp_path: Path) -> None:
+    """Workers start with the first file to read: an unchanged run (every file answered by
+    the files cache) starts none, and a run with one changed file starts them for it."""
+    import time
+
+    src = tmp_path / "src"
+    _tree(src, files=50, large=0)
+    time.sleep(1.1)  # changed (ctime) within the second before a backup: never cached
+    t, first = _run(repo, src, tmp_path)
+    assert t._workers is not None and first.files_read == 50
+    t, again = _run(repo, src, tmp_path)
+    assert t._workers is None
+    assert again.files_read == 0 and again.files_from_cache == 50 and again.bytes_new == 0
+    (src / "d3" / "f3").write_bytes(b"changed")
+    time.sleep(1.1)
+    t, changed = _run(repo, src, tmp_path)
+    assert t._workers is not None and changed.files_read == 1

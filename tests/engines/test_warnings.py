@@ -10,6 +10,8 @@ from tests.engines.conftest import backup
 
 
 def test_unreadable_file_is_a_warning(repo, engine, tmp_path: Path, monkeypatch) -> None:
+    # the patched os.open must reach the workers: forked ones inherit it, exec'ed ones not
+    monkeypatch.setenv("FREEZER_UI_BACKUP_WORKERS_START", "fork")
     src = tmp_path / "src"
     src.mkdir()
     (src / "ok").write_text("fine")
@@ -35,6 +37,8 @@ def test_unreadable_file_is_a_warning(repo, engine, tmp_path: Path, monkeypatch)
 
 
 def test_vanished_file_is_skipped_quietly(repo, engine, tmp_path: Path, monkeypatch) -> None:
+    # the patched os.open must reach the workers: forked ones inherit it, exec'ed ones not
+    monkeypatch.setenv("FREEZER_UI_BACKUP_WORKERS_START", "fork")
     src = tmp_path / "src"
     src.mkdir()
     (src / "a").write_text("a")

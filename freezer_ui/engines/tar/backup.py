@@ -203,22 +203,23 @@ class TarBackup:
 
     def _items(self, cache: FilesCache, w: Any) -> Iterator[dict]:
         self._w = w
-        # Forked here: the writer has loaded the index (the workers skip sealing chunks it
-        # holds) and this backup has started no thread yet.
-        workers = Workers(self.repo, w.known, WORKERS, self._on_chunk)
-        self._workers = workers
+        # Worker processes start at the first file to read (_start_workers): an unchanged
+        # run reads none, and starting two (exec'ed: ~0.16 s of imports each) would take
+        # CPU from the walk and the scan on a 2-core machine.
+        self._workers = None
         finished = False
         try:
             window: deque = deque()
             ahead = 0  # file bytes handed to workers and not completed
-            for entry in self._scan(cache, w, workers):
+            for entry in self._scan(cache, w):
                 job = entry[1]
                 n = 0
                 if job is not None and job[0] == "read":
                     n = min(job[1].size, LARGE_AHEAD)
                 window.append((entry, n))
                 ahead += n
-                if len(window) % PUMP_EVERY == 0:
+                workers = self._workers
+                if workers is not None and len(window) % PUMP_EVERY == 0:
                     # take what the workers have ready: their result pipes must not fill up
                     # (a worker waits then) while this thread is busy scanning
                     workers.pump(0)
@@ -228,6 +229,7 @@ class TarBackup:
                     if hj is not None and hj[0] == "read" and not hj[1].done:
                         if len(window) < WINDOW and ahead <= WINDOW_BYTES:
                             break
+                        workers = self._workers  # started: the head is a file to read
                         workers.flush()
                         workers.pump(None)
                         continue
@@ -236,7 +238,9 @@ class TarBackup:
                     item = self._complete(head, w, cache)
                     if item is not None:
                         yield item
-            workers.flush()
+            workers = self._workers
+            if workers is not None:
+                workers.flush()
             while window:
                 head, n = window[0]
                 hj = head[1]
@@ -249,7 +253,15 @@ class TarBackup:
                     yield item
             finished = True
         finally:
-            workers.close(kill=not finished)
+            if self._workers is not None:
+                self._workers.close(kill=not finished)
+
+    def _start_workers(self) -> Workers:
+        # Started after the writer loaded the index (workers skip sealing chunks it holds);
+        # forked or exec'ed, see backup_workers.start_method.
+        if self._workers is None:
+            self._workers = Workers(self.repo, self._w.known, WORKERS, self._on_chunk)
+        return self._workers
 
     def _on_chunk(self, job: Job, cid: bytes, size: int, blob: memoryview | None) -> None:
         """A chunk from a worker, in its file's order: stored (unless known) right away."""
@@ -261,7 +273,7 @@ class TarBackup:
             # progress until it ends.
             self.progress.advance(bytes=size)
 
-    def _scan(self, cache: FilesCache, w: Any, workers: Workers):
+    def _scan(self, cache: FilesCache, w: Any):
         owners = self.owners
         warnings = self.warnings
         for rel, abspath, st in self._walker:
@@ -283,7 +295,7 @@ class TarBackup:
                 # would make every unchanged run store a new item stream.
                 item["atime_ns"] = st.st_atime_ns
                 item["size"] = st.st_size
-                job = self._scan_file(item, rel, abspath, st, cache, w, workers)
+                job = self._scan_file(item, rel, abspath, st, cache, w)
                 if job is not False:
                     yield item, job
                 continue
@@ -312,7 +324,7 @@ class TarBackup:
                 continue
             yield item, None
 
-    def _scan_file(self, item, rel, abspath, st, cache, w, workers):
+    def _scan_file(self, item, rel, abspath, st, cache, w):
         """Returns the job that completes the item: ``None`` (complete already), a tuple for
         :meth:`_complete`, or ``False`` when the file must be left out."""
         if st.st_nlink > 1:
@@ -339,7 +351,7 @@ class TarBackup:
         # (CDC could not cut them anyway); larger and sparse ones stream through the chunker.
         large = st.st_size > self.small_file or st.st_blocks * 512 < st.st_size
         job = Job(abspath, st.st_dev, st.st_size, st.st_blocks, large)
-        workers.submit(job)
+        (self._workers or self._start_workers()).submit(job)
         return ("read", job, rel, st)
 
     def _complete(self, entry: tuple, w: Any, cache: FilesCache) -> dict | None:
