@@ -793,17 +793,23 @@ class Repository:
     def read_chunks(self, chunk_ids: Iterable[bytes], *, window: int = 8) -> Iterator[bytes]:
         """Like :meth:`read_chunk` for many ids, in order, decrypting ahead in two threads."""
         pending: deque[Future[bytes]] = deque()
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="fzui-read") as pool:
-            try:
-                for cid in chunk_ids:
-                    pending.append(pool.submit(self.read_chunk, cid))
-                    if len(pending) >= window:
-                        yield pending.popleft().result()
-                while pending:
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fzui-read")
+        finished = False
+        try:
+            for cid in chunk_ids:
+                pending.append(pool.submit(self.read_chunk, cid))
+                if len(pending) >= window:
                     yield pending.popleft().result()
-            finally:
-                for fut in pending:
-                    fut.cancel()
+            while pending:
+                yield pending.popleft().result()
+            finished = True
+        finally:
+            # Stopped early, this generator may be finalized by the garbage collector, at
+            # any allocation of any thread, even inside threading's own locked code (seen:
+            # a Thread.start collecting an abandoned item stream, whose join then waited for
+            # the lock that very thread held). So only a finished read joins its threads;
+            # otherwise the queued reads are cancelled and the running ones end on their own.
+            pool.shutdown(wait=finished, cancel_futures=True)
 
     def read_pack_trailer(self, pack_id: bytes, size: int) -> list[PackEntry]:
         """Entries of a pack from its header, footer and trailer (3 small reads)."""

@@ -258,3 +258,35 @@ def test_compression_only_when_it_shrinks(repo: Repository) -> None:
     assert zeros_stored < 1000
     assert repo.read_chunk(repo.chunk_id(noise)) == noise
     assert repo.read_chunk(repo.chunk_id(zeros)) == zeros
+
+
+def test_a_chunk_stream_stopped_early_never_waits_for_reads_in_flight(tmp_path) -> None:
+    """Closing ``read_chunks`` after the first chunk returns at once, while later reads are
+    still blocked in the storage: an abandoned stream may be finalized by the garbage
+    collector inside another thread's locked code, where waiting for its threads deadlocks."""
+    import threading
+    import time
+
+    class Gated(LocalStorage):
+        gate = threading.Event()
+        calls = 0
+
+        def get_range(self, key, offset, length):
+            Gated.calls += 1
+            if Gated.calls > 1:
+                assert Gated.gate.wait(30)
+            return super().get_range(key, offset, length)
+
+    storage = Gated(str(tmp_path / "repo"))
+    repo = make_repo(storage, "none")
+    with repo.writer() as w:
+        ids = [w.add_chunk(os.urandom(5000) + bytes([i])).id for i in range(6)]
+        w.flush()
+    stream = Repository.open(storage).read_chunks(ids)
+    try:
+        assert len(next(stream)) == 5001
+        t0 = time.monotonic()
+        stream.close()  # reads 2..6 are queued or blocked on the gate
+        assert time.monotonic() - t0 < 5
+    finally:
+        Gated.gate.set()
