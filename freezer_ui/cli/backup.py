@@ -90,12 +90,14 @@ def run_backup(args: argparse.Namespace) -> int:
         raise CliError(f"source {args.source} is not a directory")
     engine = _engine(args.engine, args)
     repo = open_repo(args)
-    if not args.no_cache:
-        # The chunk index is cached next to the files cache: an incremental backup then
-        # opens it in milliseconds instead of parsing every index object of the repository.
-        from freezer_ui.engines.filescache import default_cache_root
+    # The chunk index is cached next to the files cache: an incremental backup then opens it
+    # in milliseconds instead of parsing every index object of the repository. Kept with
+    # --no-cache (which re-reads every file): the index cache is checked against the
+    # repository's index objects and packs, never trusted for data, and exec'ed backup
+    # workers use it to skip sealing stored chunks (without it they seal every chunk again).
+    from freezer_ui.engines.filescache import default_cache_root
 
-        repo.use_index_cache(args.cache_dir or default_cache_root())
+    repo.use_index_cache(args.cache_dir or default_cache_root())
     progress = make_progress(args, "backup")
     stop = threading.Event()
     if progress is not None:
