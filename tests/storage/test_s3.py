@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -118,6 +120,19 @@ def test_url_round_trip_and_registry(aio: swiftaio.SwiftAIO, s3_env: None) -> No
     assert type(s) is S3Storage
     assert s.url == f"s3://{bucket}/repos/one?endpoint={aio.endpoint}&region=us-east-1"
     assert get_storage(s.url).url == s.url
+
+
+def test_registered_without_importing_boto3() -> None:
+    """boto3 costs its import time only to those who use s3 (the registry names it lazily)."""
+    code = (
+        "import sys; from freezer_ui.storage.registry import storage_names, builtin_class; "
+        "assert 's3' in storage_names(); before = 'boto3' in sys.modules; "
+        "builtin_class('s3'); print(before, 'boto3' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["False", "True"]
 
 
 @pytest.mark.parametrize(
@@ -654,8 +669,6 @@ def _measure(label: str, storage: Any, size: int, count: int) -> None:
 if __name__ == "__main__":
     # One mode per process (peak RSS is per process):
     #   python -m tests.storage.test_s3 [single|multipart|swift]
-    import sys
-
     mode = sys.argv[1] if len(sys.argv) > 1 else "single"
     swiftaio.MAX_FILE_SIZE = 1 << 30  # packs in one PUT (the tests' 16 MiB would refuse them)
     running = swiftaio.start()
