@@ -238,23 +238,6 @@ def record_base(
     return record
 
 
-def previous_totals(repo: Any, backup_name: str, hostname: str) -> tuple[int, int | None] | None:
-    """(logical bytes, items) of the newest generation of this backup, or None."""
-    try:
-        gens = [
-            g for g in repo.generations() if (g.backup_name, g.hostname) == (backup_name, hostname)
-        ]
-    except Exception:  # an estimate must never fail a backup
-        return None
-    if not gens:
-        return None
-    stats = max(gens, key=lambda g: g.time).stats
-    size, items = stats.get("bytes_total"), stats.get("files")
-    if not isinstance(size, int) or size <= 0:
-        return None
-    return size, items if isinstance(items, int) and items > 0 else None
-
-
 def _record_base(ctx: ActionContext, engine_name: str) -> dict[str, Any]:
     base = record_base(ctx.agent, ctx.job, ctx.action, ctx.started, ctx.current["run_id"])
     base["engine_name"] = engine_name
@@ -306,11 +289,11 @@ def backup(ctx: ActionContext) -> dict[str, Any]:
         from freezer_ui.engines.filescache import default_cache_root
 
         repo.use_index_cache(default_cache_root())
+        from freezer_ui.engines.base import previous_totals
+
         estimate = previous_totals(repo, name, ctx.agent.hostname)
         if estimate is not None:
-            # The engine streams the tree without a counting pass, so it knows no total; the
-            # previous generation of this backup is a good estimate for percent and ETA (the
-            # first run shows bytes and rate only).
+            # (the first run shows bytes and rate only)
             progress.set_total(total_bytes=estimate[0], total_files=estimate[1])
         excludes = a.get("exclude") or a.get("excludes") or ()
         if isinstance(excludes, str):

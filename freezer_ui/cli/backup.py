@@ -21,7 +21,7 @@ from freezer_ui.cli.common import (
     make_progress,
     open_repo,
 )
-from freezer_ui.engines.base import OVERWRITE_POLICIES
+from freezer_ui.engines.base import OVERWRITE_POLICIES, previous_totals
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +64,8 @@ def _engine(name: str, args: argparse.Namespace) -> Any:
 
 
 def _scan_totals(source: str, progress: Any, stop: threading.Event) -> None:
-    """Count files and bytes for the ETA while the backup runs (only with a progress bar)."""
+    """Count files and bytes for the ETA while a first backup runs (only with a progress
+    bar; later runs take the previous generation's totals)."""
     files = size = 0
     stack = [source]
     while stack and not stop.is_set():
@@ -100,17 +101,24 @@ def run_backup(args: argparse.Namespace) -> int:
     repo.use_index_cache(args.cache_dir or default_cache_root())
     progress = make_progress(args, "backup")
     stop = threading.Event()
+    hostname = args.hostname or socket.gethostname()
     if progress is not None:
         progress.start(None, None, label="backup")
-        threading.Thread(
-            target=_scan_totals, args=(args.source, progress, stop), daemon=True
-        ).start()
+        estimate = previous_totals(repo, args.backup_name, hostname)
+        if estimate is not None:
+            # the previous generation of this backup: no second walk competing with the
+            # backup's own for the interpreter lock
+            progress.set_total(*estimate)
+        else:
+            threading.Thread(
+                target=_scan_totals, args=(args.source, progress, stop), daemon=True
+            ).start()
     try:
         res = engine.backup(
             repo,
             args.source,
             backup_name=args.backup_name,
-            hostname=args.hostname or socket.gethostname(),
+            hostname=hostname,
             excludes=args.exclude,
             one_file_system=args.one_file_system,
             progress=progress,

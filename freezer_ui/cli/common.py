@@ -96,13 +96,22 @@ class TqdmRenderer:
     def __init__(self, desc: str) -> None:
         from tqdm import tqdm
 
+        # A terminal that reports no size (a pty nobody sized: `script`, some CI and serial
+        # consoles) makes tqdm draw nothing (0 rows: every bar is "below the screen"), so
+        # a fixed size there.
+        try:
+            sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+        except (OSError, ValueError):
+            sized = False
         self.bar = tqdm(
             desc=desc,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
             file=sys.stderr,
-            dynamic_ncols=True,
+            dynamic_ncols=sized,
+            ncols=None if sized else 100,
+            nrows=None if sized else 24,
             leave=True,
         )
 

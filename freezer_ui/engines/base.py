@@ -59,6 +59,26 @@ class BackupResult:
         return asdict(self)
 
 
+def previous_totals(repo: Any, backup_name: str, hostname: str) -> tuple[int, int | None] | None:
+    """(logical bytes, items) of the newest generation of this backup in ``repo``, or None.
+
+    The engines stream the tree without a counting pass, so they know no total; the previous
+    generation of the same backup is a good estimate for percent and ETA."""
+    try:
+        gens = [
+            g for g in repo.generations() if (g.backup_name, g.hostname) == (backup_name, hostname)
+        ]
+    except Exception:  # an estimate must never fail a backup
+        return None
+    if not gens:
+        return None
+    stats = max(gens, key=lambda g: g.time).stats
+    size, items = stats.get("bytes_total"), stats.get("files")
+    if not isinstance(size, int) or size <= 0:
+        return None
+    return size, items if isinstance(items, int) and items > 0 else None
+
+
 @dataclass
 class RestoreResult:
     """What a finished restore reports. ``skipped`` lists items not written because of the

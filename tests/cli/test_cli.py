@@ -235,3 +235,44 @@ def test_warnings_exit_code(tmp_path: Path, env, setup) -> None:
         )
     assert p.returncode == 3, p.stderr
     assert "warning:" in p.stderr and "Permission denied" in p.stderr
+
+
+def _backup_on_a_tty(env, repo: str, src: Path) -> str:
+    """A CLI backup whose stderr is a terminal (so it draws its progress bar); its stderr."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(
+            [*AGENT, "backup", "--repo", repo, "--source", str(src), "--backup-name", "tty"],
+            env=dict(env, COLUMNS="200"),
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+        )
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+        assert p.wait(timeout=120) == 0, out.decode(errors="replace")
+    finally:
+        os.close(master)
+    return out.decode(errors="replace")
+
+
+def test_progress_bar_totals_come_from_the_previous_generation(tmp_path: Path, env, setup) -> None:
+    """The first backup counts the tree for its bar; later ones take the previous
+    generation's totals (no second walk beside the backup's own): the bar of the second run
+    shows the first generation's item count as its total."""
+    src, repo = setup
+    _backup_on_a_tty(env, repo, src)
+    gens = json.loads(run(env, "generations", "--repo", repo, "--json").stdout)
+    items = gens[-1]["stats"]["files"] if "stats" in gens[-1] else gens[-1]["files"]
+    (src / "new-file").write_text("one more")
+    second = _backup_on_a_tty(env, repo, src)
+    assert f"/{items} files" in second, second[-500:]
