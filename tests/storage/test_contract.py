@@ -25,4 +25,4 @@ def test_table_names_match_classes() -> None:
 
 
 def test_names_known_without_importing_client_libraries() -> None:
-    assert {"local", "ssh", "swift"} <= set(storage_names())
+    assert {"local", "ssh", "swift", "s3"} <= set(storage_names())

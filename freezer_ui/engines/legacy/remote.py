@@ -72,6 +72,11 @@ class RemoteContainer:
         """Remove the spool (the storage stays open: it is the caller's)."""
         shutil.rmtree(self.spool, ignore_errors=True)
 
+    def _where(self) -> str:
+        # The URL without its query: an ssh URL's names the operator's key and known_hosts
+        # files, and these messages reach tenant-visible run logs.
+        return self.storage.url.split("?", 1)[0].rstrip("/")
+
     def _local(self, key: str) -> Path:
         # validate_key refuses "..", absolute and dot names: whatever the server lists, a key
         # cannot name anything outside the spool.
@@ -109,9 +114,9 @@ class RemoteContainer:
                     dest.touch()
             self._note_segments(segments)
         except StorageError as e:
-            raise LegacyError(f"{self.storage.url}: cannot read the container: {e}") from e
+            raise LegacyError(f"{self._where()}: cannot read the container: {e}") from e
         backups = [self._remote_view(b) for b in discover(self.spool)]
-        where = self.storage.url.split("?", 1)[0].rstrip("/")
+        where = self._where()
         for key, size in too_big.items():
             parts = key.split("/")  # metadata/<engine>/<host>_<name>/...
             note = f"{where}/{key}: {size} bytes, not a Freezer metadata file, ignored"
@@ -153,7 +158,7 @@ class RemoteContainer:
             )
             for c in b.chains
         ]
-        where = self.storage.url.split("?", 1)[0].rstrip("/")
+        where = self._where()
         notes = [n.replace(str(self.spool), where) for n in b.notes]
         return dataclasses.replace(b, chains=chains, notes=notes)
 
@@ -189,13 +194,13 @@ class RemoteContainer:
                 try:
                     self._download(key, self._local(key))
                 except StorageError as e:
-                    raise LegacyError(f"{self.storage.url}: cannot fetch {key}: {e}") from e
+                    raise LegacyError(f"{self._where()}: cannot fetch {key}: {e}") from e
                 self._fetched.add(key)
                 stored = self._sizes.get(key)
                 got = self._local(key).stat().st_size
                 if stored is not None and got != stored:
                     raise LegacyError(
-                        f"{self.storage.url}: {key} changed while being read "
+                        f"{self._where()}: {key} changed while being read "
                         f"({got} bytes fetched, {stored} listed)"
                     )
             yield keys
