@@ -147,7 +147,13 @@ class EmbeddedSecretsTests(StoreMixin, helpers.TestCase):
         self.assertContains(res, "&lt;img src=x onerror=alert(1)&gt;")
 
     def test_another_projects_keys_are_invisible_and_untouchable(self):
-        self.store.create("other-project", "mallory", "theirs", "their value", description="mallory-only-description")
+        self.store.create(
+            "other-project",
+            "mallory",
+            "theirs",
+            "their value",
+            description="mallory-only-description",
+        )
         res = self.client.get(INDEX_URL)
         self.assertNotContains(res, "theirs")
         # A distinctive marker: a two-letter one matched a random CSRF token in CI once.
