@@ -59,8 +59,11 @@ def alarm():
 def children() -> set[int]:
     out: set[int] = set()
     for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as f:
-            out.update(int(p) for p in f.read().split())
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                out.update(int(p) for p in f.read().split())
+        except FileNotFoundError:  # that thread ended meanwhile
+            pass
     return out
 
 

@@ -20,8 +20,11 @@ from tests.engines.conftest import backup
 def _children() -> set[int]:
     out: set[int] = set()
     for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/children") as f:
-            out |= {int(p) for p in f.read().split()}
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                out |= {int(p) for p in f.read().split()}
+        except FileNotFoundError:  # that thread ended meanwhile
+            pass
     return out
 
 
