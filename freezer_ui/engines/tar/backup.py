@@ -351,7 +351,7 @@ class TarBackup:
         # (CDC could not cut them anyway); larger and sparse ones stream through the chunker.
         large = st.st_size > self.small_file or st.st_blocks * 512 < st.st_size
         job = Job(abspath, st.st_dev, st.st_size, st.st_blocks, large)
-        (self._workers or self._start_workers()).submit(job)
+        self._start_workers().submit(job)
         return ("read", job, rel, st)
 
     def _complete(self, entry: tuple, w: Any, cache: FilesCache) -> dict | None:
