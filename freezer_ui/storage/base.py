@@ -10,8 +10,10 @@ about crash safety rests on the promises written in the docstrings below.  A new
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -70,6 +72,41 @@ def validate_key(key: str) -> str:
         if part.startswith("."):
             raise InvalidKey(f"storage key component may not start with '.': {key!r}")
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A name prefix inside a container or bucket, without its slashes; refused by the same
+    safety rules as a key (no "..", no dot names)."""
+    prefix = prefix.strip("/")
+    if prefix:
+        validate_key(prefix)
+    return prefix
+
+
+class KeyLocks:
+    """One lock per object name, held while a put of that name runs in this process.
+
+    Object stores that check ``If-None-Match: *`` only when a PUT starts (Swift, its s3api)
+    would otherwise let two overlapping PUTs of one key from this process both succeed.
+    Entries live only while someone holds or waits for them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[str, list] = {}  # name -> [Lock, users]
+
+    @contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        with self._lock:
+            entry = self._locks.setdefault(name, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[name]
 
 
 def validate_prefix(prefix: str) -> str:

@@ -66,7 +66,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
@@ -75,12 +74,14 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from freezer_ui.storage.base import (
+    KeyLocks,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
     Storage,
     StorageError,
     StorageFull,
+    check_prefix,
     validate_key,
     validate_prefix,
 )
@@ -150,13 +151,6 @@ def _check_bucket(bucket: str) -> str:
     return bucket
 
 
-def _check_prefix(prefix: str) -> str:
-    prefix = prefix.strip("/")
-    if prefix:
-        validate_key(prefix)  # the same safety rules as a key: no "..", no dot names
-    return prefix
-
-
 def _check_endpoint(endpoint: str) -> str:
     parts = urlsplit(endpoint)
     if parts.username is not None or parts.password is not None:
@@ -199,7 +193,7 @@ class S3Storage(Storage):
         retries: int = 3,
     ) -> None:
         self.bucket = _check_bucket(bucket)
-        self.prefix = _check_prefix(prefix)
+        self.prefix = check_prefix(prefix)
         self._name_prefix = self.prefix + "/" if self.prefix else ""
         self.endpoint = _check_endpoint(endpoint) if endpoint else None
         if listing_limit < 1:
@@ -254,7 +248,7 @@ class S3Storage(Storage):
             "s3", endpoint_url=self.endpoint, verify=cacert or True, config=config
         )
         self._lock = threading.Lock()
-        self._key_locks: dict[str, list[Any]] = {}  # name -> [Lock, users]
+        self._key_locks = KeyLocks()  # see KeyLocks: one put per key at a time here
         self._bucket_ready = False
         self._closed = False
 
@@ -369,22 +363,6 @@ class S3Storage(Storage):
     def _object(self, key: str) -> str:
         return self._name_prefix + validate_key(key)
 
-    @contextmanager
-    def _key_lock(self, name: str) -> Iterator[None]:
-        # Serialise puts of one key within this process: s3api (Swift) checks If-None-Match
-        # only when a PUT starts, so overlapping PUTs of one key would otherwise both succeed.
-        with self._lock:
-            entry = self._key_locks.setdefault(name, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._lock:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._key_locks[name]
-
     def _ensure_bucket(self) -> None:
         if self._bucket_ready:
             return
@@ -428,7 +406,7 @@ class S3Storage(Storage):
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         name = self._object(key)
-        with self._key_lock(name):
+        with self._key_locks.hold(name):
             self._ensure_bucket()
             reader = _Reader(chunks)
             # Reading happens here, in our frame, never inside botocore: a source that

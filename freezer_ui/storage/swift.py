@@ -74,12 +74,14 @@ from requests.exceptions import RequestException
 from swiftclient.client import ClientException, Connection
 
 from freezer_ui.storage.base import (
+    KeyLocks,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
     Storage,
     StorageError,
     StorageFull,
+    check_prefix,
     validate_key,
     validate_prefix,
 )
@@ -140,13 +142,6 @@ def _check_container(container: str) -> str:
     return container
 
 
-def _check_prefix(prefix: str) -> str:
-    prefix = prefix.strip("/")
-    if prefix:
-        validate_key(prefix)  # the same safety rules as a key: no "..", no dot names
-    return prefix
-
-
 class SwiftStorage(Storage):
     """Objects in one Swift container, keys under an optional name prefix."""
 
@@ -179,7 +174,7 @@ class SwiftStorage(Storage):
         retries: int = 3,
     ) -> None:
         self.container = _check_container(container)
-        self.prefix = _check_prefix(prefix)
+        self.prefix = check_prefix(prefix)
         self._name_prefix = self.prefix + "/" if self.prefix else ""
         if listing_limit < 1:
             raise StorageError(f"listing_limit must be >= 1, got {listing_limit}")
@@ -241,7 +236,7 @@ class SwiftStorage(Storage):
             )
         self._pool: list[Connection] = []
         self._lock = threading.Lock()
-        self._key_locks: dict[str, list[Any]] = {}  # name -> [Lock, users]
+        self._key_locks = KeyLocks()  # see KeyLocks: one put per key at a time here
         self._container_ready = False
         self._endpoint_checked = False
         self._info: dict[str, Any] | None = None
@@ -391,22 +386,6 @@ class SwiftStorage(Storage):
     def _object(self, key: str) -> str:
         return self._name_prefix + validate_key(key)
 
-    @contextmanager
-    def _key_lock(self, name: str) -> Iterator[None]:
-        # Serialise puts of one key within this process: Swift checks If-None-Match only when
-        # a PUT starts, so overlapping PUTs of one key would otherwise both succeed.
-        with self._lock:
-            entry = self._key_locks.setdefault(name, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._lock:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._key_locks[name]
-
     def _ensure_container(self, conn: Connection) -> None:
         if self._container_ready:
             return
@@ -431,7 +410,7 @@ class SwiftStorage(Storage):
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         name = self._object(key)
-        with self._key_lock(name), self._connection() as conn:
+        with self._key_locks.hold(name), self._connection() as conn:
             self._ensure_container(conn)
             upload = _Upload(chunks, self._cluster(conn)["max_file_size"], key)
             put_id = secrets.token_hex(16)
